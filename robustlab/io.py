@@ -1,0 +1,69 @@
+"""Atomic file output: write to a temporary name beside the target, then rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``path`` on success.
+
+    A job killed mid-write leaves at most a ``.tmp`` file, never a half-written target.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
+    """Write an Arrow table to Parquet atomically."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def write_frame(
+    frame: pd.DataFrame, path: str | os.PathLike[str], metadata: dict[str, str] | None = None
+) -> None:
+    """Write a DataFrame to Parquet atomically (no pandas index), with optional schema metadata."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata:
+        merged = dict(table.schema.metadata or {})
+        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        table = table.replace_schema_metadata(merged)
+    write_table(table, path)
+
+
+def read_frame(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a Parquet file, naming the file in the error if it is missing or unreadable."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such table; run the pipeline stage that writes it")
+    try:
+        return pq.read_table(p).to_pandas()
+    except (pa.ArrowInvalid, OSError) as err:
+        raise ValueError(f"{p}: not a readable Parquet file ({err}); delete it and rerun") from err
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
+    """Write JSON atomically, keys sorted, so identical inputs give identical bytes."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
