@@ -1,0 +1,218 @@
+"""The tidy metrics table (``results/metrics.parquet``) and its DVC summary (``metrics.json``).
+
+One row per measured number with exactly the contract columns of DESIGN.md:
+``dataset, arch, technique, family, noise, level, metric, value, n``.
+
+Noise conventions: ``noise`` is "" for clean/complexity/training rows, the attack or corruption
+name for per-noise rows, ``all_attacks`` for ``wcar`` and ``all_corruptions`` for the mean
+corruption ``accuracy``, ``mce``, ``relative_mce`` and ``mce_unnormalised``. ``level`` is eps
+(pixel scale) for adversarial rows, the severity for per-severity natural rows, NaN otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from robustlab.io import write_table
+from robustlab.metrics.accuracy import clean_accuracy
+from robustlab.metrics.adversarial import attack_metrics, worst_case_metrics
+from robustlab.metrics.natural import corruption_metrics, normalised_metrics
+
+METRICS_COLUMNS = [
+    "dataset",
+    "arch",
+    "technique",
+    "family",
+    "noise",
+    "level",
+    "metric",
+    "value",
+    "n",
+]
+STRING_COLUMNS = ["dataset", "arch", "technique", "family", "noise", "metric"]
+FLOAT_COLUMNS = ["level", "value"]
+FAMILIES = ("clean", "adversarial", "natural", "system", "complexity", "training")
+SORT_COLUMNS = ["dataset", "arch", "technique", "family", "noise", "level", "metric"]
+METRICS_SCHEMA = pa.schema(
+    [(c, pa.string()) for c in METRICS_COLUMNS[:5]]
+    + [("level", pa.float64()), ("metric", pa.string()), ("value", pa.float64()), ("n", pa.int64())]
+)
+COMPLEXITY_KEYS = ("params", "macs", "trainable_params")
+
+
+@dataclass(frozen=True)
+class RunOutcomes:
+    """The per-example outcome tables of one run (formats of docs/artifacts.md)."""
+
+    clean: pd.DataFrame
+    adversarial: pd.DataFrame
+    natural: pd.DataFrame
+
+
+def _part(
+    family: str, rows: pd.DataFrame | list[tuple[str, float, str, float, int]]
+) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["noise", "level", "metric", "value", "n"])
+    return frame.assign(family=family)
+
+
+def complexity_rows(card: Mapping[str, Any]) -> pd.DataFrame:
+    """``params``, ``macs``, ``trainable_params`` from a model card (n = 0)."""
+    missing = [k for k in COMPLEXITY_KEYS if k not in card]
+    if missing:
+        raise ValueError(f"model card lacks key(s) {', '.join(missing)}; rerun stages.train")
+    rows = [("", math.nan, k, float(card[k]), 0) for k in COMPLEXITY_KEYS if card[k] is not None]
+    return _part("complexity", rows)
+
+
+def training_rows(history: pd.DataFrame) -> pd.DataFrame:
+    """``epochs``, ``train_seconds`` and the last epoch's ``final_val_accuracy`` and
+    ``final_val_pgd_accuracy`` from ``history.parquet`` (n = 0; NaN values are left out)."""
+    history = history.sort_values("epoch", kind="mergesort")
+    rows = [("", math.nan, "epochs", float(len(history)), 0)]
+    if len(history):
+        last = history.iloc[-1]
+        candidates = {
+            "train_seconds": float(history["seconds"].sum(skipna=False)),
+            "final_val_accuracy": float(last["val_accuracy"]),
+            "final_val_pgd_accuracy": float(last["val_pgd_accuracy"]),
+        }
+        rows += [("", math.nan, k, v, 0) for k, v in candidates.items() if not math.isnan(v)]
+    return _part("training", rows)
+
+
+def run_metrics(
+    dataset: str,
+    arch: str,
+    technique: str,
+    outcomes: RunOutcomes,
+    card: Mapping[str, Any] | None = None,
+    history: pd.DataFrame | None = None,
+    baseline: RunOutcomes | None = None,
+) -> pd.DataFrame:
+    """All metric rows of one run; normalised mCE rows only when a ``baseline`` run is given."""
+    acc, n = clean_accuracy(outcomes.clean)
+    parts = [
+        _part("clean", [("", math.nan, "accuracy", acc, n)]),
+        _part("adversarial", attack_metrics(outcomes.adversarial)),
+        _part("adversarial", worst_case_metrics(outcomes.adversarial)),
+        _part("natural", corruption_metrics(outcomes.natural)),
+    ]
+    if baseline is not None:
+        base_acc, _ = clean_accuracy(baseline.clean)
+        normalised = normalised_metrics(outcomes.natural, acc, baseline.natural, base_acc)
+        parts.append(_part("natural", normalised))
+    if card is not None:
+        parts.append(complexity_rows(card))
+    if history is not None:
+        parts.append(training_rows(history))
+    parts = [p for p in parts if len(p)]
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.assign(dataset=dataset, arch=arch, technique=technique)[METRICS_COLUMNS]
+
+
+def finalize_metrics(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate metric rows, enforce the contract dtypes, sort deterministically, validate."""
+    frames = [f for f in frames if len(f)]
+    if frames:
+        frame = pd.concat(frames, ignore_index=True)[METRICS_COLUMNS]
+    else:
+        frame = pd.DataFrame({c: [] for c in METRICS_COLUMNS})
+    for col in STRING_COLUMNS:
+        if frame[col].isna().any():
+            raise ValueError(f"metrics column {col!r} has missing values")
+        frame[col] = frame[col].astype("str")
+    frame = frame.astype({"level": "float64", "value": "float64", "n": "int64"})
+    frame = frame.sort_values(SORT_COLUMNS, na_position="last", kind="mergesort")
+    frame = frame.reset_index(drop=True)
+    validate_metrics_frame(frame)
+    return frame
+
+
+def validate_metrics_frame(frame: pd.DataFrame) -> None:
+    """Raise ValueError naming the offending column if ``frame`` breaks the metrics contract."""
+    columns = list(frame.columns)
+    for col in METRICS_COLUMNS:
+        if col not in columns:
+            raise ValueError(f"metrics table lacks column {col!r}")
+    for col in columns:
+        if col not in METRICS_COLUMNS:
+            raise ValueError(f"metrics table has unexpected column {col!r}")
+    if columns != METRICS_COLUMNS:
+        wrong = next(c for c, want in zip(columns, METRICS_COLUMNS, strict=True) if c != want)
+        raise ValueError(
+            f"metrics column {wrong!r} is out of order; expected {', '.join(METRICS_COLUMNS)}"
+        )
+    for col in STRING_COLUMNS:
+        series = frame[col]
+        if not pd.api.types.is_string_dtype(series.dtype) or pd.api.types.is_object_dtype(
+            series.dtype
+        ):
+            raise ValueError(f"metrics column {col!r} must be of string dtype, not {series.dtype}")
+        if series.isna().any():
+            raise ValueError(f"metrics column {col!r} has missing values")
+    for col in FLOAT_COLUMNS:
+        if frame[col].dtype != "float64":
+            raise ValueError(f"metrics column {col!r} must be float64, not {frame[col].dtype}")
+    if frame["n"].dtype != "int64":
+        raise ValueError(f"metrics column 'n' must be int64, not {frame['n'].dtype}")
+    if (frame["n"] < 0).any():
+        raise ValueError("metrics column 'n' has negative counts")
+    unknown = sorted(set(frame["family"]) - set(FAMILIES))
+    if unknown:
+        raise ValueError(
+            f"metrics column 'family' has unknown value(s) {unknown}; known: {', '.join(FAMILIES)}"
+        )
+
+
+def metrics_to_arrow(frame: pd.DataFrame) -> pa.Table:
+    """The validated frame as an Arrow table with the contract schema (string, double, int64)."""
+    validate_metrics_frame(frame)
+    return pa.Table.from_pandas(frame, schema=METRICS_SCHEMA, preserve_index=False)
+
+
+def write_metrics(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write the metrics table atomically; identical frames give byte-identical files."""
+    write_table(metrics_to_arrow(frame), path)
+
+
+def format_level(level: float) -> str:
+    """Short stable text for an eps or severity (``0.05``, ``0.0313725``, ``3``)."""
+    return f"{level:.6g}"
+
+
+def metric_key(family: str, noise: str, level: float, metric: str) -> str:
+    """The ``metrics.json`` key of one row: ``clean_accuracy``,
+    ``pgd_linf@0.05_robust_accuracy``, ``wcar@0.05``, ``fog@3_accuracy``, ``fog_ce``,
+    ``corruption_accuracy``, ``mce_unnormalised``, ``params``, ..."""
+    if noise == "":
+        return f"clean_{metric}" if family == "clean" else metric
+    if noise == "all_attacks":
+        return f"{metric}@{format_level(level)}"
+    if noise == "all_corruptions":
+        return "corruption_accuracy" if metric == "accuracy" else metric
+    if math.isnan(level):
+        return f"{noise}_{metric}"
+    return f"{noise}@{format_level(level)}_{metric}"
+
+
+def metrics_json(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float | None]]]:
+    """``{dataset: {"arch/technique": {key: value}}}`` rounded to 4 decimals; NaN becomes null."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    ordered = frame.sort_values(SORT_COLUMNS, na_position="last", kind="mergesort")
+    for row in ordered.itertuples(index=False):
+        model = out.setdefault(str(row.dataset), {}).setdefault(f"{row.arch}/{row.technique}", {})
+        value = float(row.value)
+        key = metric_key(str(row.family), str(row.noise), float(row.level), str(row.metric))
+        model[key] = None if math.isnan(value) else round(value, 4)
+    return {
+        d: {m: dict(sorted(v.items())) for m, v in sorted(ms.items())}
+        for d, ms in sorted(out.items())
+    }

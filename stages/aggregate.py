@@ -1,0 +1,149 @@
+"""Aggregate stored per-example outcomes of every run into the tidy metrics table.
+
+Reads, per run ``dataset/arch/technique``: ``{results-dir}/{run}/clean.parquet``,
+``adversarial.parquet``, ``natural.parquet`` and ``{models-dir}/{run}/card.json``,
+``history.parquet``. Writes ``results/metrics.parquet`` (DESIGN's contract) and
+``reports/metrics.json`` (DVC metrics), both atomically.
+
+A ``--baseline dataset=arch/technique`` names the run whose errors normalise mCE for that
+dataset; it must be one of the ``--run`` values (so Snakemake sees its files as inputs),
+otherwise the normalised rows are left out with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from robustlab.io import read_frame, write_json
+from robustlab.metrics.table import (
+    RunOutcomes,
+    finalize_metrics,
+    metrics_json,
+    run_metrics,
+    write_metrics,
+)
+
+WRITERS = {
+    "clean.parquet": "stages.evaluate_clean",
+    "adversarial.parquet": "stages.attack",
+    "natural.parquet": "stages.evaluate_natural",
+    "card.json": "stages.train",
+    "history.parquet": "stages.train",
+}
+
+
+def parse_run(text: str) -> tuple[str, str, str]:
+    """``dataset/arch/technique`` -> its three parts, or a clear error."""
+    parts = text.split("/")
+    if len(parts) != 3 or not all(parts):
+        raise argparse.ArgumentTypeError(f"--run {text!r}: expected dataset/arch/technique")
+    return parts[0], parts[1], parts[2]
+
+
+def parse_baseline(text: str) -> tuple[str, tuple[str, str]]:
+    """``dataset=arch/technique`` -> (dataset, (arch, technique)), or a clear error."""
+    dataset, sep, model = text.partition("=")
+    arch, slash, technique = model.partition("/")
+    if not (sep and slash and dataset and arch and technique) or "/" in technique:
+        raise argparse.ArgumentTypeError(
+            f"--baseline {text!r}: expected dataset=arch/technique, e.g. cifar10=resnet18/standard"
+        )
+    return dataset, (arch, technique)
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: missing; it is written by {WRITERS[path.name]} (run that rule first)"
+        )
+    return path
+
+
+def read_outcomes(results_dir: Path, run: tuple[str, str, str]) -> RunOutcomes:
+    """The three per-example outcome tables of one run."""
+    folder = results_dir.joinpath(*run)
+    return RunOutcomes(
+        clean=read_frame(_require(folder / "clean.parquet")),
+        adversarial=read_frame(_require(folder / "adversarial.parquet")),
+        natural=read_frame(_require(folder / "natural.parquet")),
+    )
+
+
+def read_card(models_dir: Path, run: tuple[str, str, str]) -> dict[str, Any]:
+    """A run's ``card.json``; the error names the file and the missing key."""
+    path = _require(models_dir.joinpath(*run) / "card.json")
+    card = json.loads(path.read_text())
+    for key in ("params", "macs", "trainable_params", "family"):
+        if key not in card:
+            raise ValueError(f"{path}: lacks key {key!r}; rerun stages.train for this run")
+    return card
+
+
+def aggregate(
+    results_dir: Path,
+    models_dir: Path,
+    runs: list[tuple[str, str, str]],
+    baselines: dict[str, tuple[str, str]],
+) -> pd.DataFrame:
+    """The validated, sorted metrics table of ``runs``."""
+    if len(set(runs)) != len(runs):
+        raise ValueError("--run: a run is listed twice")
+    outcomes = {run: read_outcomes(results_dir, run) for run in runs}
+    for dataset, (arch, technique) in sorted(baselines.items()):
+        if (dataset, arch, technique) not in outcomes:
+            print(
+                f"warning: baseline {dataset}/{arch}/{technique} is not among the --run values; "
+                f"mce/relative_mce/ce rows for {dataset} are left out",
+                file=sys.stderr,
+            )
+    frames = []
+    for run in runs:
+        dataset = run[0]
+        base_run = (dataset, *baselines[dataset]) if dataset in baselines else None
+        frames.append(
+            run_metrics(
+                *run,
+                outcomes[run],
+                card=read_card(models_dir, run),
+                history=read_frame(_require(models_dir.joinpath(*run) / "history.parquet")),
+                baseline=outcomes.get(base_run) if base_run else None,
+            )
+        )
+    return finalize_metrics(frames)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.aggregate", description=__doc__)
+    parser.add_argument("--results-dir", type=Path, required=True)
+    parser.add_argument("--models-dir", type=Path, required=True)
+    parser.add_argument(
+        "--run", type=parse_run, action="append", required=True, help="dataset/arch/technique"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=parse_baseline,
+        action="append",
+        default=[],
+        help="dataset=arch/technique normalising mCE for that dataset",
+    )
+    parser.add_argument("--out-metrics", type=Path, required=True)
+    parser.add_argument("--out-json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    baselines: dict[str, tuple[str, str]] = {}
+    for dataset, model in args.baseline:
+        if baselines.get(dataset, model) != model:
+            parser.error(f"--baseline: two baselines for dataset {dataset!r}")
+        baselines[dataset] = model
+    frame = aggregate(args.results_dir, args.models_dir, args.run, baselines)
+    write_metrics(frame, args.out_metrics)
+    write_json(metrics_json(frame), args.out_json)
+
+
+if __name__ == "__main__":
+    main()

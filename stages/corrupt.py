@@ -1,0 +1,74 @@
+"""Corrupt a prepared image table at several severities; write one table with all of them.
+
+python -m stages.corrupt --input data/prepared/D/test.parquet --corruption NAME
+    --severities 1 2 3 4 5 --seed 0 --out data/noisy/D/NAME.parquet
+
+Rows are ordered by severity, then by source index; each (corruption, severity) uses its own
+generator, seeded by ``corruption_seed(seed, name, severity)`` (CRC-32, stable across runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from robustlab.data.images import ImageSet, read_images, write_images
+from robustlab.noise.natural import apply_corruption, corruption_names, corruption_seed
+from stages.common import set_threads
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stages.corrupt", description=__doc__)
+    parser.add_argument("--input", required=True, type=Path, help="prepared image table (Parquet)")
+    parser.add_argument("--corruption", required=True, help="corruption registry name")
+    parser.add_argument("--severities", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    if args.corruption not in corruption_names():
+        known = ", ".join(corruption_names())
+        raise SystemExit(
+            f"stages.corrupt: unknown --corruption {args.corruption!r}; known: {known}"
+        )
+    if len(set(args.severities)) != len(args.severities):
+        raise SystemExit(f"stages.corrupt: --severities has duplicates: {args.severities}")
+
+    clean = read_images(args.input)
+    order = np.argsort(clean.index, kind="stable")
+    images, labels, index = clean.images[order], clean.labels[order], clean.index[order]
+
+    outputs = []
+    for severity in tqdm(args.severities, desc=args.corruption, disable=args.no_progress):
+        seed = corruption_seed(args.seed, args.corruption, severity)
+        try:
+            outputs.append(apply_corruption(args.corruption, images, severity, seed))
+        except ValueError as err:
+            raise SystemExit(f"stages.corrupt: {args.input}: {err}") from None
+
+    n, k = len(images), len(args.severities)
+    result = ImageSet(
+        images=np.concatenate(outputs),
+        labels=np.tile(labels, k),
+        index=np.tile(index, k),
+        class_names=clean.class_names,
+        source_checksum=clean.source_checksum,
+        extra={
+            "corruption": np.full(n * k, args.corruption),
+            "severity": np.repeat(np.asarray(args.severities, dtype=np.int16), n),
+        },
+    )
+    write_images(result, args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Train one (dataset, arch, technique) run; write weights, history and card.
+
+python -m stages.train --train data/prepared/D/train.parquet --arch A --arch-config '{}'
+    --technique T --technique-config '{}' --train-config '{}' --val-size 500 --seed 0
+    --out-dir models/D/A/T
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from robustlab.data.images import read_images
+from robustlab.data.subset import stratified_subset
+from robustlab.io import write_frame, write_json
+from robustlab.models import architecture_family, count_macs, count_params
+from robustlab.models.store import build_from_spec, model_spec, save_weights
+from robustlab.seeding import default_device, seed_everything
+from robustlab.training.loop import TrainConfig, fit
+from robustlab.training.techniques import build_technique
+from stages.common import json_object, library_versions, set_threads
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="stages.train", description=__doc__)
+    parser.add_argument("--train", required=True, help="prepared training table (Parquet)")
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--arch-config", type=json_object, default={})
+    parser.add_argument("--technique", required=True)
+    parser.add_argument("--technique-config", type=json_object, default={})
+    parser.add_argument("--train-config", type=json_object, default={})
+    parser.add_argument("--val-size", type=int, default=500, help="held-out validation images")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    set_threads(args.threads)
+    seed_everything(args.seed)
+    try:
+        config = TrainConfig(**args.train_config)
+    except TypeError as err:
+        raise SystemExit(f"stages.train: bad --train-config key: {err}") from None
+    technique = build_technique(args.technique, **args.technique_config)
+
+    data = read_images(args.train)
+    x, y = data.tensors()
+    val_idx = torch.from_numpy(stratified_subset(data.labels, args.val_size, seed=args.seed))
+    is_val = torch.zeros(len(x), dtype=torch.bool)
+    is_val[val_idx] = True
+    train_set, val_set = (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
+
+    h, _, c = data.shape
+    spec = model_spec(
+        args.arch,
+        num_classes=len(data.class_names),
+        in_channels=c,
+        image_size=h,
+        mean=train_set[0].mean(dim=(0, 2, 3)).tolist(),
+        std=train_set[0].std(dim=(0, 2, 3)).tolist(),
+        arch_config=args.arch_config,
+    )
+    model = build_from_spec(spec)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    history = fit(
+        model,
+        train_set,
+        val_set,
+        technique,
+        config,
+        seed=args.seed,
+        checkpoint=args.out_dir / "checkpoint.safetensors",
+        device=default_device(),
+        progress=not args.no_progress,
+    )
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
+    write_frame(pd.DataFrame(history), args.out_dir / "history.parquet")
+    card = {
+        "dataset": args.dataset,
+        "technique": args.technique,
+        "technique_config": asdict(technique),
+        "family": architecture_family(args.arch),
+        "params": count_params(model),
+        "trainable_params": count_params(model, trainable_only=True),
+        "macs": count_macs(model, (c, h, h)),
+        "seed": args.seed,
+        "train_size": len(train_set[0]),
+        "val_size": len(val_set[0]),
+        "train_config": asdict(config),
+        "source_checksum": data.source_checksum,
+        "versions": library_versions(),
+        **spec,
+    }
+    write_json(card, args.out_dir / "card.json")
+    save_weights(model, args.out_dir / "model.safetensors")
+    (args.out_dir / "checkpoint.safetensors").unlink(missing_ok=True)
+    last = history[-1]
+    print(
+        f"trained {args.dataset}/{args.arch}/{args.technique}: val acc {last['val_accuracy']:.1f} %, "
+        f"val PGD acc {last['val_pgd_accuracy']:.1f} %",
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
