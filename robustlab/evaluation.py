@@ -1,4 +1,4 @@
-"""Evaluation in fp32 with the model in eval mode: clean predictions and predictions under attack."""
+"""Evaluation in fp32, model in eval mode: clean predictions and predictions under attack."""
 
 from __future__ import annotations
 

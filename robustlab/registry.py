@@ -23,7 +23,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
-        """Decorator registering ``obj`` under ``name``; a second entry with that name is an error."""
+        """Decorator registering ``obj`` under ``name``; registering a name twice is an error."""
 
         def decorator(obj: T) -> T:
             if name in self._entries:

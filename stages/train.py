@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     (args.out_dir / "checkpoint.safetensors").unlink(missing_ok=True)
     last = history[-1]
     print(
-        f"trained {args.dataset}/{args.arch}/{args.technique}: val acc {last['val_accuracy']:.1f} %, "
-        f"val PGD acc {last['val_pgd_accuracy']:.1f} %",
+        f"trained {args.dataset}/{args.arch}/{args.technique}: "
+        f"val acc {last['val_accuracy']:.1f} %, val PGD acc {last['val_pgd_accuracy']:.1f} %",
         file=sys.stderr,
     )
 

@@ -34,8 +34,9 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
-            raise ValueError(f"images must be uint8 N x H x W x C, got {self.images.dtype} "
-                             f"{self.images.shape}")
+            raise ValueError(
+                f"images must be uint8 N x H x W x C, got {self.images.dtype} {self.images.shape}"
+            )
         n = len(self.images)
         if len(self.labels) != n or len(self.index) != n:
             raise ValueError(f"{n} images but {len(self.labels)} labels, {len(self.index)} indices")

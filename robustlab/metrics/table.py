@@ -73,14 +73,17 @@ def complexity_rows(card: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def training_rows(history: pd.DataFrame) -> pd.DataFrame:
-    """``epochs``, ``train_seconds`` and the last epoch's ``final_val_accuracy`` and
-    ``final_val_pgd_accuracy`` from ``history.parquet`` (n = 0; NaN values are left out)."""
+    """``epochs`` and the last epoch's ``final_val_accuracy`` and ``final_val_pgd_accuracy``
+    from ``history.parquet`` (n = 0; NaN values are left out).
+
+    Wall-clock seconds stay in ``history.parquet`` only: a timing would make the metrics table
+    differ between two runs of the same inputs.
+    """
     history = history.sort_values("epoch", kind="mergesort")
     rows = [("", math.nan, "epochs", float(len(history)), 0)]
     if len(history):
         last = history.iloc[-1]
         candidates = {
-            "train_seconds": float(history["seconds"].sum(skipna=False)),
             "final_val_accuracy": float(last["val_accuracy"]),
             "final_val_pgd_accuracy": float(last["val_pgd_accuracy"]),
         }

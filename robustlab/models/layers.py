@@ -9,7 +9,7 @@ from torch import nn
 
 
 class Normalize(nn.Module):
-    """Per-channel standardisation inside the model, so inputs (and attack budgets) stay in [0, 1]."""
+    """Per-channel standardisation inside the model: inputs and attack budgets stay in [0, 1]."""
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
@@ -17,7 +17,9 @@ class Normalize(nn.Module):
             raise ValueError(f"mean has {len(mean)} channels but std has {len(std)}")
         if min(std) <= 0:
             raise ValueError(f"std must be positive, got {list(std)}")
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer(
+            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        )
         self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -89,7 +89,7 @@ def wide_resnet(
     widen_factor: int = 4,
     dropout: float = 0.0,
 ) -> PreActResNet:
-    """WRN-depth-k (Zagoruyko & Komodakis): (depth - 4) / 6 blocks per stage, widths 16k, 32k, 64k."""
+    """WRN-depth-k (Zagoruyko & Komodakis): (depth - 4) / 6 blocks per stage, widths 16k/32k/64k."""
     del image_size
     if (depth - 4) % 6 != 0:
         raise ValueError(f"WRN depth must be 6n + 4 (e.g. 16, 28, 34), got {depth}")

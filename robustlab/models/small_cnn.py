@@ -9,7 +9,12 @@ class SmallCNN(nn.Module):
     """conv(w)-relu-pool, conv(2w)-relu-pool, linear(hidden)-relu, linear(num_classes)."""
 
     def __init__(
-        self, num_classes: int, in_channels: int, image_size: int, width: int = 32, hidden: int = 128
+        self,
+        num_classes: int,
+        in_channels: int,
+        image_size: int,
+        width: int = 32,
+        hidden: int = 128,
     ) -> None:
         super().__init__()
         self.features = nn.Sequential(

@@ -67,7 +67,8 @@ def model_styles(
     models = sorted(
         set(zip(frame["arch"].astype(str), frame["technique"].astype(str), strict=True))
     )
-    techniques = sorted({t for _, t in models})
+    # "standard" first: it gets the plain style (solid line, circle, no hatch).
+    techniques = sorted({t for _, t in models}, key=lambda t: (t != "standard", t))
     archs = sorted({a for a, _ in models})
     by_family: dict[str, list[str]] = {}
     for arch in archs:
@@ -162,7 +163,7 @@ def accuracy_by_noise_family(frame: pd.DataFrame, arch_families: Mapping[str, st
         if not models:
             _empty(ax, "no metrics")
             continue
-        width = 0.8 / len(models)
+        width = min(0.8 / len(models), 0.25)
         for i, (arch, technique) in enumerate(models):
             mine = _select(data, arch=arch, technique=technique)
             values = [
@@ -175,7 +176,7 @@ def accuracy_by_noise_family(frame: pd.DataFrame, arch_families: Mapping[str, st
                 ),
             ]
             style = styles[(arch, technique)]
-            xs = [g - 0.4 + width * (i + 0.5) for g in range(len(groups))]
+            xs = [g + width * (i + 0.5 - len(models) / 2) for g in range(len(groups))]
             ax.bar(
                 xs,
                 values,
@@ -218,7 +219,7 @@ def robust_accuracy_vs_eps(frame: pd.DataFrame, arch_families: Mapping[str, str]
                 ys = [_clean(data, arch, technique), *rows["value"].tolist()]
                 s = styles[(arch, technique)]
                 ax.plot(xs, ys, color=s.color, marker=s.marker, linestyle=s.linestyle)
-            ax.set_ylim(0, 100)
+            ax.set_ylim(0, 102)
             ax.set_xlabel("eps (pixel scale, images in [0, 1])")
             ax.set_ylabel("robust accuracy (%)")
             ax.set_title(f"{dataset}: {attack}")
@@ -252,7 +253,8 @@ def corruption_accuracy_vs_severity(
             ys = [_clean(data, arch, technique), *by_severity.tolist()]
             s = styles[(arch, technique)]
             ax.plot(xs, ys, color=s.color, marker=s.marker, linestyle=s.linestyle)
-        ax.set_ylim(0, 100)
+        ax.set_ylim(0, 102)
+        ax.set_xticks([0.0, *sorted(set(mine["level"]))])
         ax.set_xlabel("corruption severity (0 = clean)")
         ax.set_ylabel("mean accuracy over corruptions (%)")
         ax.set_title(f"{dataset}: accuracy under natural corruptions")

@@ -48,7 +48,9 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs, batch_size and lr must be positive")
         if self.schedule not in ("cosine", "multistep", "constant"):
-            raise ValueError(f"schedule must be cosine, multistep or constant, not {self.schedule!r}")
+            raise ValueError(
+                f"schedule must be cosine, multistep or constant, not {self.schedule!r}"
+            )
         if self.amp not in ("bf16", "none"):
             raise ValueError(f"amp must be bf16 or none, not {self.amp!r}")
 
@@ -139,7 +141,7 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += float(loss) * len(y)
+            loss_sum += float(loss.detach()) * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")

@@ -46,11 +46,13 @@ rule figures:
         ],
     input:
         metrics="results/metrics.parquet",
+        cards=expand("models/{run}/card.json", run=RUNS),
         code=stage("figures"),
     log:
         "logs/figures.log",
     shell:
-        "python -m stages.figures --metrics {input.metrics} --out-dir reports/figures 2> {log}"
+        "python -m stages.figures --metrics {input.metrics} --cards {input.cards}"
+        " --out-dir reports/figures 2> {log}"
 
 
 rule report:
@@ -59,12 +61,14 @@ rule report:
     input:
         FIGURES,
         metrics="results/metrics.parquet",
+        cards=expand("models/{run}/card.json", run=RUNS),
         code=stage("report"),
     params:
         params_hash=PARAMS_HASH,
     log:
         "logs/report.log",
     shell:
-        "python -m stages.report --metrics {input.metrics} --figures-dir reports/figures"
+        "python -m stages.report --metrics {input.metrics} --cards {input.cards}"
+        " --figures-dir reports/figures"
         " --git-revision $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
         " --params-hash {params.params_hash} --out {output} 2> {log}"
