@@ -1,5 +1,6 @@
 # Validation of the configuration and the helpers the rules share.
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -78,3 +79,26 @@ def dataset_params(wildcards):
 def stage(module):
     """The stage script a rule runs; an input, so editing it reruns the rule's jobs."""
     return f"stages/{module}.py"
+
+
+def model_files(w):
+    """The trained model a evaluation job reads."""
+    return {
+        "weights": f"models/{w.dataset}/{w.arch}/{w.technique}/model.safetensors",
+        "card": f"models/{w.dataset}/{w.arch}/{w.technique}/card.json",
+    }
+
+
+FIGURE_NAMES = [
+    "accuracy_by_noise_family",
+    "robust_accuracy_vs_eps",
+    "corruption_accuracy_vs_severity",
+]
+FIGURES = expand("reports/figures/{name}.png", name=FIGURE_NAMES)
+PARAMS_HASH = hashlib.sha256(as_json(config).encode()).hexdigest()[:16]
+
+
+def baseline_args():
+    """--baseline options normalising mCE by the configured baseline run of each dataset."""
+    base = config["baseline"]
+    return " ".join(f"--baseline {d}={base['arch']}/{base['technique']}" for d in DATASETS)

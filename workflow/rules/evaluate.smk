@@ -2,13 +2,6 @@
 # metrics are computed from them by the aggregate rule.
 
 
-def model_files(w):
-    return {
-        "weights": f"models/{w.dataset}/{w.arch}/{w.technique}/model.safetensors",
-        "card": f"models/{w.dataset}/{w.arch}/{w.technique}/card.json",
-    }
-
-
 rule evaluate_clean:
     output:
         "results/{dataset}/{arch}/{technique}/clean.parquet",

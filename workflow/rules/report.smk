@@ -1,20 +1,5 @@
 # Aggregation of per-example outcomes into the metrics table, figures and the HTML report.
 
-import hashlib
-
-FIGURE_NAMES = [
-    "accuracy_by_noise_family",
-    "robust_accuracy_vs_eps",
-    "corruption_accuracy_vs_severity",
-]
-FIGURES = expand("reports/figures/{name}.png", name=FIGURE_NAMES)
-PARAMS_HASH = hashlib.sha256(as_json(config).encode()).hexdigest()[:16]
-
-
-def baseline_args():
-    base = config["baseline"]
-    return " ".join(f"--baseline {d}={base['arch']}/{base['technique']}" for d in DATASETS)
-
 
 rule aggregate:
     output:

@@ -1,0 +1,182 @@
+"""The workflow layer: schema validation, lint, dry runs of params.yaml and every preset."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from robustlab.models import ARCHITECTURES
+from robustlab.noise.adversarial import ATTACKS
+from robustlab.noise.natural import corruption_names
+from robustlab.training.techniques import TECHNIQUES
+from tests.pipeline_helpers import REPO, copy_repo, run
+
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/params.schema.yaml").read_text())
+PRESETS = sorted((REPO / "presets").glob("*.yaml"))
+
+
+def test_schema_names_mirror_the_registries():
+    defs = SCHEMA["$defs"]
+    assert sorted(defs["architecture_name"]["enum"]) == ARCHITECTURES.names()
+    assert sorted(defs["technique_name"]["enum"]) == TECHNIQUES.names()
+    assert sorted(defs["attack_name"]["enum"]) == ATTACKS.names()
+    assert sorted(defs["corruption_name"]["enum"]) == sorted(corruption_names())
+
+
+def _jobs(dry_run_output: str) -> dict[str, int]:
+    """Job counts per rule from the 'Job stats' table of a dry run."""
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if match and match.group(1) != "total":
+                counts[match.group(1)] = int(match.group(2))
+            elif line.strip() == "" and counts:
+                break
+    return counts
+
+
+@pytest.mark.parametrize("preset", [None, *PRESETS], ids=lambda p: p.name if p else "params.yaml")
+def test_dry_run_plans_every_job_of_the_grid(preset, tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    args = ["snakemake", "-n", "--cores", "1"]
+    config = yaml.safe_load((repo / "params.yaml").read_text())
+    if preset is not None:
+        args += ["--configfile", f"presets/{preset.name}"]
+        override = yaml.safe_load(preset.read_text())
+        config["grid"] = {**config["grid"], **override.get("grid", {})}
+        if "corruptions" in override:
+            config["corruptions"] = {**config["corruptions"], **override["corruptions"]}
+    proc = run(args, repo)
+    grid = config["grid"]
+    runs = len(grid["datasets"]) * len(grid["architectures"]) * len(grid["techniques"])
+    jobs = _jobs(proc.stdout + proc.stderr)
+    assert jobs["train"] == runs
+    assert jobs["attack"] == jobs["evaluate_clean"] == jobs["evaluate_natural"] == runs
+    assert jobs["prepare"] == 2 * len(grid["datasets"])
+    assert jobs["corrupt"] == len(grid["datasets"]) * len(config["corruptions"]["names"])
+    assert jobs["aggregate"] == jobs["figures"] == jobs["report"] == 1
+
+
+def test_lint_finds_nothing_but_the_documented_environment_notes(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    proc = run(["snakemake", "--lint"], repo, check=False)
+    text = proc.stdout + proc.stderr
+    # The one lint we accept, documented in the README: rules run in the project's .venv,
+    # not in per-rule conda environments or containers.
+    findings = re.findall(r"^\s+\* (.+?):?$", text, flags=re.MULTILINE)
+    assert findings, f"no lint output to check:\n{text}"
+    others = [f for f in findings if "conda environment or container" not in f]
+    assert others == [], text
+
+
+BAD_PARAMS = [
+    (
+        "unknown architecture",
+        ["grid", "architectures"],
+        ["small_cnn", "resnet_9000"],
+        ["grid.architectures.1", "resnet_9000", "preact_resnet18"],
+    ),
+    (
+        "unknown technique",
+        ["grid", "techniques"],
+        ["standard", "magic_at"],
+        ["grid.techniques.1", "magic_at", "pgd_at"],
+    ),
+    (
+        "unknown attack",
+        ["attacks"],
+        {"fgsm": {}, "deepfool": {}},
+        ["attacks", "deepfool", "pgd_linf"],
+    ),
+    (
+        "unknown corruption",
+        ["corruptions", "names"],
+        ["gaussian_noise", "fog_of_war"],
+        ["corruptions.names.1", "fog_of_war", "defocus_blur"],
+    ),
+    (
+        "negative eps",
+        ["datasets", "fashion_mnist", "eps"],
+        [-0.1, 0.05],
+        ["datasets.fashion_mnist.eps.0", "-0.1", "minimum"],
+    ),
+    (
+        "eps above one",
+        ["datasets", "fashion_mnist", "eps"],
+        [0.05, 8.0],
+        ["datasets.fashion_mnist.eps.1", "8.0", "maximum"],
+    ),
+    ("wrong type", ["train", "epochs"], "five", ["train.epochs", "'five'", "integer"]),
+    ("unknown key", ["train", "epochz"], 3, ["train", "epochz", "allowed keys"]),
+    (
+        "missing dataset",
+        ["grid", "datasets"],
+        ["fashion_mnist", "svhn"],
+        ["grid.datasets.1", "svhn", "cifar10"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD_PARAMS, ids=[c[0] for c in BAD_PARAMS])
+def test_bad_params_fail_before_any_job_naming_the_key(case, tmp_path):
+    _, key_path, value, expected = case
+    repo = copy_repo(tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    node = params
+    for key in key_path[:-1]:
+        node = node[key]
+    node[key_path[-1]] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    for fragment in expected:
+        assert fragment in text, f"{fragment!r} missing from:\n{text[-3000:]}"
+    assert not (repo / "data").exists() and not (repo / "models").exists()
+
+
+def test_dataset_in_grid_without_its_entry_is_named(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["grid"]["datasets"] = ["fashion_mnist", "cifar10"]
+    del params["datasets"]["cifar10"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
+    assert proc.returncode != 0
+    assert "grid.datasets: 'cifar10' has no entry under datasets:" in proc.stdout + proc.stderr
+
+
+def test_missing_data_file_fails_with_instructions(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    proc = run(
+        [
+            "python",
+            "-m",
+            "stages.prepare",
+            "--dataset",
+            "fashion_mnist",
+            "--split",
+            "test",
+            "--size",
+            "100",
+            "--seed",
+            "0",
+            "--source-dir",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "out.parquet"),
+        ],
+        repo,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "nowhere" in proc.stderr and "dataset-fashion-mnist" in proc.stderr
+    assert not Path(tmp_path / "out.parquet").exists()
