@@ -1,0 +1,177 @@
+"""End to end: the smoke preset through DVC and Snakemake in temporary copies of the repository.
+
+One run goes through `dvc repro`, is pushed to a local DVC remote and pulled into a fresh clone
+(nothing to recompute there; a technique parameter change reruns exactly that technique's jobs).
+A second, independent run through `snakemake --configfile presets/smoke.yaml` must give
+identical tables.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from robustlab.metrics.table import METRICS_COLUMNS
+from tests.pipeline_helpers import REPO, copy_repo, git_init, merged_config, run
+
+pytestmark = pytest.mark.e2e
+
+SMOKE = merged_config(REPO / "params.yaml", REPO / "presets/smoke.yaml")
+RUNS = [
+    f"{d}/{a}/{t}"
+    for d in SMOKE["grid"]["datasets"]
+    for a in SMOKE["grid"]["architectures"]
+    for t in SMOKE["grid"]["techniques"]
+]
+
+
+@pytest.fixture(scope="module")
+def dvc_run(tmp_path_factory) -> dict[str, Path]:
+    """The smoke grid run by `dvc repro` in a git + DVC repository, pushed to a local remote."""
+    base = tmp_path_factory.mktemp("dvc")
+    repo = copy_repo(base / "origin")
+    (repo / "params.yaml").write_text(yaml.safe_dump(SMOKE, sort_keys=False))
+    git_init(repo)
+    remote = base / "remote"
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], repo)
+    repro = run(["dvc", "repro"], repo)
+    run(["dvc", "push"], repo)
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "smoke results"], repo)
+    return {"repo": repo, "remote": remote, "base": base, "log": repro.stdout + repro.stderr}
+
+
+@pytest.fixture(scope="module")
+def snakemake_run(tmp_path_factory) -> Path:
+    """An independent run of the smoke preset through Snakemake alone."""
+    repo = copy_repo(tmp_path_factory.mktemp("smk") / "repo")
+    run(["snakemake", "--configfile", "presets/smoke.yaml", "--cores", "2"], repo)
+    return repo
+
+
+def test_metrics_table_honours_the_contract(dvc_run):
+    repo = dvc_run["repo"]
+    schema = pq.read_schema(repo / "results/metrics.parquet")
+    assert schema.names == METRICS_COLUMNS
+    types = [str(schema.field(c).type) for c in METRICS_COLUMNS]
+    assert types == ["string"] * 5 + ["double", "string", "double", "int64"]
+    metrics = pd.read_parquet(repo / "results/metrics.parquet")
+    runs = {f"{r.dataset}/{r.arch}/{r.technique}" for r in metrics.itertuples()}
+    assert runs == set(RUNS)
+    assert set(metrics["family"]) == {"clean", "adversarial", "natural", "complexity", "training"}
+    test_size = SMOKE["datasets"]["fashion_mnist"]["test_size"]
+    clean = metrics[metrics["family"] == "clean"]
+    assert (clean["n"] == test_size).all() and clean["value"].between(0, 100).all()
+    adversarial = metrics[metrics["metric"] == "robust_accuracy"]
+    eps = SMOKE["datasets"]["fashion_mnist"]["eps"]
+    assert sorted(set(adversarial["level"])) == pytest.approx(sorted(eps))
+    assert set(adversarial["noise"]) == set(SMOKE["attacks"])
+    natural = metrics[(metrics["family"] == "natural") & (metrics["noise"] != "all_corruptions")]
+    assert set(natural["noise"]) >= set(SMOKE["corruptions"]["names"])
+    assert set(natural.dropna(subset=["level"])["level"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
+
+
+def test_per_example_outcomes_respect_the_budget(dvc_run):
+    for name in RUNS:
+        adv = pd.read_parquet(dvc_run["repo"] / "results" / name / "adversarial.parquet")
+        assert (adv["linf"] <= adv["eps"] + 1e-6).all()
+        assert len(adv) == len(SMOKE["attacks"]) * len(
+            SMOKE["datasets"]["fashion_mnist"]["eps"]
+        ) * SMOKE["datasets"]["fashion_mnist"]["test_size"]
+
+
+def test_reports_are_written(dvc_run):
+    repo = dvc_run["repo"]
+    html = (repo / "reports/index.html").read_text()
+    assert "data:image/png;base64," in html and "http://" not in html.replace("http://www.w3", "")
+    for run_name in RUNS:
+        _, arch, technique = run_name.split("/")
+        assert arch in html and technique in html
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert set(metrics["fashion_mnist"]) == {r.split("/", 1)[1] for r in RUNS}
+    for name in ("accuracy_by_noise_family", "robust_accuracy_vs_eps"):
+        png = repo / "reports/figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dvc_and_snakemake_agree_nothing_is_left_to_do(dvc_run):
+    repo = dvc_run["repo"]
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    assert "Nothing to be done" in _dry_run(repo)
+    again = run(["dvc", "repro"], repo)
+    assert "didn't change" in again.stdout or "up to date" in again.stdout
+
+
+def _dry_run(repo: Path) -> str:
+    proc = run(["snakemake", "-n", "--cores", "1"], repo)
+    return proc.stdout + proc.stderr
+
+
+def _planned_outputs(dry_run: str) -> set[str]:
+    return set(re.findall(r"output: (.+)", dry_run))
+
+
+def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(dvc_run):
+    clone = dvc_run["base"] / "clone"
+    run(["git", "clone", "-q", str(dvc_run["repo"]), str(clone)], dvc_run["base"])
+    run(["dvc", "pull"], clone)
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+    assert "Nothing to be done" in _dry_run(clone)
+
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params["techniques"]["pgd_at"]["steps"] += 1
+    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    planned = _planned_outputs(_dry_run(clone))
+    outputs = {p.strip() for line in planned for p in line.split(",")}
+    per_run = {o for o in outputs if o.startswith(("models/", "results/fashion_mnist"))}
+    assert per_run, "the change planned no job"
+    assert all("/pgd_at/" in o for o in per_run), per_run
+    expected_runs = {r for r in RUNS if r.endswith("/pgd_at")}
+    assert {"/".join(o.split("/")[1:4]) for o in per_run} == expected_runs
+    assert {"results/metrics.parquet", "reports/index.html"} <= outputs
+    assert not any(o.startswith("data/") for o in outputs)
+
+    before = {
+        r: (clone / "results" / r / "adversarial.parquet").read_bytes()
+        for r in RUNS
+    }
+    run(["dvc", "repro"], clone)
+    for r in RUNS:
+        after = (clone / "results" / r / "adversarial.parquet").read_bytes()
+        assert (after == before[r]) == r.endswith("/standard"), r
+    assert "Nothing to be done" in _dry_run(clone)
+
+
+def _tables(repo: Path) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for path in sorted(repo.glob("**/*.parquet")):
+        rel = path.relative_to(repo).as_posix()
+        if rel.startswith((".snakemake", ".dvc")):
+            continue
+        frame = pd.read_parquet(path)
+        if rel.endswith("history.parquet"):
+            frame = frame.drop(columns=["seconds"])  # wall-clock time, the one honest difference
+        tables[rel] = frame
+    return tables
+
+
+def test_identical_params_give_identical_tables(dvc_run, snakemake_run):
+    a, b = _tables(dvc_run["repo"]), _tables(snakemake_run)
+    assert set(a) == set(b) and len(a) > 20
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
+    metrics = "results/metrics.parquet"
+    assert (dvc_run["repo"] / metrics).read_bytes() == (snakemake_run / metrics).read_bytes()
+    assert (dvc_run["repo"] / "reports/metrics.json").read_text() == (
+        snakemake_run / "reports/metrics.json"
+    ).read_text()
+    for run_name in RUNS:
+        a_w = (dvc_run["repo"] / "models" / run_name / "model.safetensors").read_bytes()
+        b_w = (snakemake_run / "models" / run_name / "model.safetensors").read_bytes()
+        assert a_w == b_w, run_name
