@@ -153,8 +153,8 @@ def accuracy_by_noise_family(frame: pd.DataFrame, arch_families: Mapping[str, st
     fig = Figure(figsize=(10, 3.6 * len(datasets)), layout="constrained")
     groups = [
         "clean",
-        "adversarial\n(mean robust acc. over attacks, eps)",
-        "natural\n(mean corruption acc.)",
+        "adversarial\n(mean robust acc.\nover attacks and eps)",
+        "natural\n(mean accuracy over\ncorruptions, severities)",
     ]
     for row, dataset in enumerate(datasets):
         ax = fig.add_subplot(len(datasets), 1, row + 1)
