@@ -41,7 +41,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix robustlab stages tests bench
 
 report: $(STAMP)
-	$(BIN)/snakemake --forcerun figures report reports/index.html
+	$(BIN)/snakemake --forcerun figures report
 
 bench: $(STAMP) data
 	$(BIN)/python bench/pipeline_speed.py

@@ -81,9 +81,12 @@ def test_per_example_outcomes_respect_the_budget(dvc_run):
     for name in RUNS:
         adv = pd.read_parquet(dvc_run["repo"] / "results" / name / "adversarial.parquet")
         assert (adv["linf"] <= adv["eps"] + 1e-6).all()
-        assert len(adv) == len(SMOKE["attacks"]) * len(
-            SMOKE["datasets"]["fashion_mnist"]["eps"]
-        ) * SMOKE["datasets"]["fashion_mnist"]["test_size"]
+        assert (
+            len(adv)
+            == len(SMOKE["attacks"])
+            * len(SMOKE["datasets"]["fashion_mnist"]["eps"])
+            * SMOKE["datasets"]["fashion_mnist"]["test_size"]
+        )
 
 
 def test_reports_are_written(dvc_run):
@@ -137,10 +140,7 @@ def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(dvc_run):
     assert {"results/metrics.parquet", "reports/index.html"} <= outputs
     assert not any(o.startswith("data/") for o in outputs)
 
-    before = {
-        r: (clone / "results" / r / "adversarial.parquet").read_bytes()
-        for r in RUNS
-    }
+    before = {r: (clone / "results" / r / "adversarial.parquet").read_bytes() for r in RUNS}
     run(["dvc", "repro"], clone)
     for r in RUNS:
         after = (clone / "results" / r / "adversarial.parquet").read_bytes()
@@ -175,3 +175,13 @@ def test_identical_params_give_identical_tables(dvc_run, snakemake_run):
         a_w = (dvc_run["repo"] / "models" / run_name / "model.safetensors").read_bytes()
         b_w = (snakemake_run / "models" / run_name / "model.safetensors").read_bytes()
         assert a_w == b_w, run_name
+
+
+def test_snakemake_report_has_the_figures_with_captions(snakemake_run):
+    out = snakemake_run / "smk_report.html"
+    run(["snakemake", "--configfile", "presets/smoke.yaml", "--report", str(out)], snakemake_run)
+    text = out.read_text(errors="replace")
+    captions = (REPO / "workflow/report/robust_accuracy_vs_eps.rst").read_text().split()
+    assert " ".join(captions[:6]) in text
+    for name in ("accuracy_by_noise_family.png", "robust_accuracy_vs_eps.png", "index.html"):
+        assert name in text
