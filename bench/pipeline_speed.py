@@ -66,7 +66,7 @@ m = pd.read_parquet("results/metrics.parquet")
 keep = m[(m.family == "clean") | ((m.metric == "robust_accuracy") & (m.noise == "pgd_linf"))
          | ((m.noise == "all_corruptions") & (m.metric == "accuracy"))]
 print(keep.pivot_table(index=["arch", "technique"], columns=["noise", "level"], values="value",
-                       dropna=False).round(1).to_string())
+                       ).round(1).to_string())
 """
 
 if __name__ == "__main__":

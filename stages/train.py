@@ -1,8 +1,12 @@
 """Train one (dataset, arch, technique) run; write weights, history and card.
 
-python -m stages.train --train data/prepared/D/train.parquet --arch A --arch-config '{}'
-    --technique T --technique-config '{}' --train-config '{}' --val-size 500 --seed 0
-    --out-dir models/D/A/T
+python -m stages.train --train data/prepared/D/train.parquet --dataset D --arch A
+    --arch-config '{}' --technique T --technique-config '{}' --train-config '{}' --val-size 500
+    --seed 0 --out-dir models/D/A/T [--snapshot-epoch N ...] [--threads T] [--no-progress]
+
+Writes model.safetensors (the EMA weights when EMA is on), history.parquet, card.json and, for
+each --snapshot-epoch N, epoch_N.safetensors (the weights after epoch N, which CLAT can start
+from). A per-epoch checkpoint.safetensors lets a killed job resume; it is deleted at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from robustlab.data.images import read_images
+from robustlab.data.images import ImageSet, read_images
 from robustlab.data.subset import stratified_subset
 from robustlab.io import write_frame, write_json
 from robustlab.models import architecture_family, count_macs, count_params
@@ -24,6 +28,23 @@ from robustlab.seeding import default_device, seed_everything
 from robustlab.training.loop import TrainConfig, fit
 from robustlab.training.techniques import build_technique
 from stages.common import json_object, library_versions, set_threads
+
+
+def snapshot_path(out_dir: Path, epoch: int) -> Path:
+    """Where the weights after ``epoch`` are written (read by stages.clat)."""
+    return Path(out_dir) / f"epoch_{epoch}.safetensors"
+
+
+def split_train_val(
+    data: ImageSet, val_size: int, seed: int
+) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """(train, val) tensors: a stratified subset of ``val_size`` images, drawn with ``seed``, is
+    held out for per-epoch validation (stages.clat holds out the same images)."""
+    x, y = data.tensors()
+    val_idx = torch.from_numpy(stratified_subset(data.labels, val_size, seed=seed))
+    is_val = torch.zeros(len(x), dtype=torch.bool)
+    is_val[val_idx] = True
+    return (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,6 +60,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out-dir", required=True, type=Path)
+    parser.add_argument(
+        "--snapshot-epoch",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also write the weights after epoch N to OUT_DIR/epoch_N.safetensors (repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -52,13 +81,12 @@ def main(argv: list[str] | None = None) -> None:
     except TypeError as err:
         raise SystemExit(f"stages.train: bad --train-config key: {err}") from None
     technique = build_technique(args.technique, **args.technique_config)
+    bad = [n for n in args.snapshot_epoch if not 1 <= n <= config.epochs]
+    if bad:
+        raise SystemExit(f"stages.train: --snapshot-epoch {bad} outside 1..{config.epochs}")
 
     data = read_images(args.train)
-    x, y = data.tensors()
-    val_idx = torch.from_numpy(stratified_subset(data.labels, args.val_size, seed=args.seed))
-    is_val = torch.zeros(len(x), dtype=torch.bool)
-    is_val[val_idx] = True
-    train_set, val_set = (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
+    train_set, val_set = split_train_val(data, args.val_size, args.seed)
 
     h, _, c = data.shape
     spec = model_spec(
@@ -72,6 +100,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     model = build_from_spec(spec)
     args.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def snapshot(epoch: int, weights: torch.nn.Module) -> None:
+        if epoch in args.snapshot_epoch:
+            save_weights(weights, snapshot_path(args.out_dir, epoch))
+
     history = fit(
         model,
         train_set,
@@ -82,13 +115,14 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint=args.out_dir / "checkpoint.safetensors",
         device=default_device(),
         progress=not args.no_progress,
+        on_epoch_end=snapshot,
     )
     model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     write_frame(pd.DataFrame(history), args.out_dir / "history.parquet")
     card = {
         "dataset": args.dataset,
         "technique": args.technique,
-        "technique_config": asdict(technique),
+        "technique_config": technique.config(),
         "family": architecture_family(args.arch),
         "params": count_params(model),
         "trainable_params": count_params(model, trainable_only=True),
@@ -97,6 +131,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_size": len(train_set[0]),
         "val_size": len(val_set[0]),
         "train_config": asdict(config),
+        "snapshot_epochs": sorted(set(args.snapshot_epoch)),
         "source_checksum": data.source_checksum,
         "versions": library_versions(),
         **spec,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -37,3 +37,75 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.normalize(x))
+
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "softplus": nn.Softplus,
+    "hardswish": nn.Hardswish,
+    "hardsigmoid": nn.Hardsigmoid,
+    "sigmoid": nn.Sigmoid,
+}
+
+NORMS = ("batch", "group", "layer", "instance")
+
+
+def make_activation(name: str) -> nn.Module:
+    """An activation module by name (relu, relu6, silu, gelu, softplus, hardswish, ...)."""
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        known = ", ".join(sorted(ACTIVATIONS))
+        raise ValueError(f"unknown activation {name!r}; known: {known}") from None
+
+
+def make_norm(name: str, channels: int) -> nn.Module:
+    """A 2-d normalisation layer by name.
+
+    ``batch``: BatchNorm2d; ``group``: GroupNorm with the largest power-of-two number of groups
+    up to 32 dividing ``channels``; ``layer``: GroupNorm with one group (normalises C, H, W);
+    ``instance``: GroupNorm with one group per channel (InstanceNorm with affine parameters).
+    """
+    if name == "batch":
+        return nn.BatchNorm2d(channels)
+    if name == "group":
+        groups = 32
+        while channels % groups:
+            groups //= 2
+        return nn.GroupNorm(groups, channels)
+    if name == "layer":
+        return nn.GroupNorm(1, channels)
+    if name == "instance":
+        return nn.GroupNorm(channels, channels)
+    raise ValueError(f"unknown normalisation {name!r}; known: {', '.join(NORMS)}")
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    """``value`` rounded to a multiple of ``divisor``, never below 90 % of it (MobileNet rule)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: ``x * gate(fc2(act(fc1(mean_hw(x)))))``."""
+
+    def __init__(
+        self,
+        channels: int,
+        hidden: int,
+        activation: str = "relu",
+        gate: str = "sigmoid",
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(channels, max(1, hidden), bias=bias)
+        self.act = make_activation(activation)
+        self.fc2 = nn.Linear(max(1, hidden), channels, bias=bias)
+        self.gate = make_activation(gate)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.gate(self.fc2(self.act(self.fc1(x.mean((2, 3))))))
+        return x * weights[:, :, None, None]

@@ -88,11 +88,25 @@ def wide_resnet(
     depth: int = 16,
     widen_factor: int = 4,
     dropout: float = 0.0,
+    depths: Sequence[int] | None = None,
+    widen_factors: Sequence[int] | None = None,
 ) -> PreActResNet:
-    """WRN-depth-k (Zagoruyko & Komodakis): (depth - 4) / 6 blocks per stage, widths 16k/32k/64k."""
+    """WRN-depth-k (Zagoruyko & Komodakis): (depth - 4) / 6 blocks per stage, widths 16k/32k/64k.
+
+    ``depths`` (blocks per stage) and ``widen_factors`` (k per stage) override the uniform
+    values, e.g. WRN-34-R = depth 34 with factors (20, 20, 8) and the RobustScaling WRN-A1 =
+    depths (14, 14, 7) with factors (5, 7, 3).
+    """
     del image_size
-    if (depth - 4) % 6 != 0:
-        raise ValueError(f"WRN depth must be 6n + 4 (e.g. 16, 28, 34), got {depth}")
-    n = (depth - 4) // 6
-    widths = [16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-    return PreActResNet(num_classes, in_channels, [n, n, n], widths, stem_width=16, dropout=dropout)
+    if depths is None:
+        if (depth - 4) % 6 != 0:
+            raise ValueError(f"WRN depth must be 6n + 4 (e.g. 16, 28, 34), got {depth}")
+        n = (depth - 4) // 6
+        depths = [n, n, n]
+    factors = widen_factors if widen_factors is not None else [widen_factor] * 3
+    if len(depths) != 3 or len(factors) != 3:
+        raise ValueError(f"a WRN has three stages: got depths {depths}, factors {factors}")
+    widths = [base * k for base, k in zip((16, 32, 64), factors, strict=True)]
+    return PreActResNet(
+        num_classes, in_channels, list(depths), widths, stem_width=16, dropout=dropout
+    )

@@ -10,6 +10,7 @@ build (see the README); the PGD loop is the textbook one (Madry et al.).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -93,15 +94,38 @@ class PGDLinf:
         return best.detach()
 
     def _run(self, model, x, y, eps, generator) -> torch.Tensor:
-        alpha = self.step_size * eps
-        x_adv = x.clone()
-        if self.random_start:
-            noise = torch.rand(x.shape, generator=generator, device="cpu").to(x.device)
-            x_adv = _project(x + (2 * noise - 1) * eps, x, eps)
-        for _ in range(self.steps):
-            grad = _input_gradient(model, x_adv, y)
-            x_adv = _project(x_adv.detach() + alpha * grad.sign(), x, eps)
-        return x_adv
+        start = uniform_start(x, eps, generator) if self.random_start else x.clone()
+        return linf_ascent(
+            lambda z: F.cross_entropy(model(z), y), x, start, eps, self.steps, self.step_size * eps
+        )
+
+
+def uniform_start(x: torch.Tensor, eps: float, generator: torch.Generator | None) -> torch.Tensor:
+    """A uniform random point of the eps-ball around ``x``, clipped to [0, 1] (PGD's start)."""
+    noise = torch.rand(x.shape, generator=generator, device="cpu").to(x.device)
+    return _project(x + (2 * noise - 1) * eps, x, eps)
+
+
+def linf_ascent(
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    start: torch.Tensor,
+    eps: float,
+    steps: int,
+    alpha: float,
+) -> torch.Tensor:
+    """``steps`` signed-gradient ascent steps of size ``alpha`` on the scalar ``objective``.
+
+    Starts at ``start``; after every step the point is projected into the L-inf ball of radius
+    ``eps`` around ``x`` and into [0, 1]. PGD is this loop on the cross-entropy; training
+    techniques reuse it with their own objectives (TRADES' KL, CLAT's feature distance).
+    """
+    x_adv = start
+    for _ in range(steps):
+        z = x_adv.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(objective(z), z)
+        x_adv = _project(x_adv.detach() + alpha * grad.sign(), x, eps)
+    return x_adv
 
 
 ATTACKS: Registry[type] = Registry("attack")

@@ -1,178 +1,240 @@
 """The training loop: dense and explicit, one function a reader follows in one sitting.
 
-Resumable and deterministic on CPU: the shuffle order and attack noise of epoch ``e`` come from a
-generator seeded with ``(seed, e)``, and the learning rate is a pure function of the step, so a
-run restarted from the checkpoint of epoch ``e`` continues exactly as an uninterrupted one.
+Resumable and deterministic on CPU: the shuffle order, mixup/cutmix draws and attack noise of
+epoch ``e`` come from a generator seeded with ``(seed, e)``, and the learning rate is a pure
+function of the step, so a run restarted from the checkpoint of epoch ``e`` continues exactly
+as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
+from robustlab.data.subset import stratified_subset
 from robustlab.evaluation import predict, robust_predict
+from robustlab.models.complexity import count_params
 from robustlab.noise.adversarial import PGDLinf
-from robustlab.training.checkpoint import load_checkpoint, save_checkpoint
+from robustlab.training.checkpoint import checkpoint_state, load_checkpoint, save_checkpoint
+from robustlab.training.config import TrainConfig
+from robustlab.training.ema import EMA
+from robustlab.training.fingerprint import fingerprint
+from robustlab.training.modes import eval_mode, set_train_mode
+from robustlab.training.optim import build_optimizer, learning_rate
+from robustlab.training.targets import hard_labels, training_targets
+from robustlab.training.techniques import Technique
 
+__all__ = ["TrainConfig", "epoch_generator", "fit", "learning_rate", "train_epoch", "validate"]
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation hyper-parameters of one run."""
-
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine | multistep | constant
-    milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training, for multistep
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    amp: str = "bf16"  # bf16 autocast for training steps (evaluation is always fp32) | none
-    channels_last: bool = False
-    val_pgd_eps: float = 0.1
-    val_pgd_steps: int = 10
-    eval_batch_size: int = 500
-    extra: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs, batch_size and lr must be positive")
-        if self.schedule not in ("cosine", "multistep", "constant"):
-            raise ValueError(
-                f"schedule must be cosine, multistep or constant, not {self.schedule!r}"
-            )
-        if self.amp not in ("bf16", "none"):
-            raise ValueError(f"amp must be bf16 or none, not {self.amp!r}")
-
-
-def learning_rate(config: TrainConfig, progress: float) -> float:
-    """Learning rate at ``progress`` = fraction of training done (0..1)."""
-    epochs_done = progress * config.epochs
-    if config.warmup_epochs > 0 and epochs_done < config.warmup_epochs:
-        return config.lr * epochs_done / config.warmup_epochs
-    if config.schedule == "cosine":
-        return 0.5 * config.lr * (1 + math.cos(math.pi * progress))
-    if config.schedule == "multistep":
-        return config.lr * config.gamma ** sum(progress >= m for m in config.milestones)
-    return config.lr
+Data = tuple[torch.Tensor, torch.Tensor]
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The generator behind epoch ``epoch``'s shuffle and attack noise."""
+    """The generator behind epoch ``epoch``'s shuffle, mixing and attack noise."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def fit(
+def memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.preserve_format
+
+
+def num_classes_of(model: nn.Module, x: torch.Tensor) -> int:
+    """Number of logits, from one forward pass on one input (eval mode, no statistics change)."""
+    device = next(model.parameters()).device
+    with torch.no_grad(), eval_mode(model):
+        return int(model(x[:1].to(device)).shape[1])
+
+
+def train_epoch(
     model: nn.Module,
-    train: tuple[torch.Tensor, torch.Tensor],
-    val: tuple[torch.Tensor, torch.Tensor],
-    technique,
+    train: Data,
+    technique: Technique,
     config: TrainConfig,
-    seed: int,
-    checkpoint: str | os.PathLike[str] | None = None,
-    device: torch.device | None = None,
+    optimizer: torch.optim.Optimizer,
+    epoch: int,
+    generator: torch.Generator,
+    device: torch.device,
+    ema: EMA | None = None,
+    num_classes: int | None = None,
+    freeze_bn_stats: bool = False,
     progress: bool = True,
-    on_epoch_end: Callable[[int], None] | None = None,
-) -> list[dict]:
-    """Train ``model`` in place with ``technique``; return one history row per epoch.
-
-    With ``checkpoint``, the state is saved after every epoch and a run finding a checkpoint
-    resumes after its last completed epoch.
-    """
-    device = device or torch.device("cpu")
-    memory_format = torch.channels_last if config.channels_last else torch.preserve_format
-    model.to(device=device, memory_format=memory_format)
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
-    optimizer = torch.optim.SGD(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=config.lr,
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-    )
-    history: list[dict] = []
-    start_epoch = 1
-    if checkpoint is not None and Path(checkpoint).exists():
-        last, history = load_checkpoint(checkpoint, model, optimizer)
-        start_epoch = last + 1
-
+    desc: str = "epoch",
+) -> dict[str, float]:
+    """One pass over ``train`` (epoch ``epoch`` of ``config.epochs``); returns the epoch's
+    ``lr`` (last step), ``train_loss``, ``train_accuracy`` (clean inputs) and
+    ``train_adv_accuracy`` (the technique's perturbed inputs; NaN for clean techniques)."""
     x_train, y_train = train
     n = len(x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     use_amp = config.amp == "bf16"
-    val_attack = PGDLinf(steps=config.val_pgd_steps, step_size=2.5 / config.val_pgd_steps)
+    fmt = memory_format(config)
+    order = torch.randperm(n, generator=generator)
+    set_train_mode(model, freeze_bn_stats)
+    loss_sum, clean_correct, adv_correct, seen = 0.0, 0, 0, 0
+    lr = config.lr
+    bar = tqdm(
+        range(steps_per_epoch),
+        desc=f"{desc} {epoch}/{config.epochs}",
+        disable=not progress,
+        leave=False,
+    )
+    for step in bar:
+        idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+        x = x_train[idx].to(device, memory_format=fmt)
+        y = y_train[idx].to(device)
+        lr = learning_rate(config, ((epoch - 1) * steps_per_epoch + step) / total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if num_classes is not None:
+            x, y = training_targets(x, y, config, num_classes, generator)
+        labels = hard_labels(y)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            clean_logits = None
+            if not technique.computes_clean_logits:
+                with torch.no_grad(), eval_mode(model):
+                    clean_logits = model(x)
+            out = technique.step(model, x, y, generator)
+        optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        optimizer.step()
+        technique.after_step(model)
+        if ema is not None:
+            ema.update(model)
+        clean = out.clean_logits if clean_logits is None else clean_logits
+        loss_sum += float(out.loss.detach()) * len(labels)
+        clean_correct += int((clean.argmax(1) == labels).sum())
+        adv_correct += int((out.logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * clean_correct / seen:.1f}")
+    return {
+        "lr": lr,
+        "train_loss": loss_sum / seen,
+        "train_accuracy": 100.0 * clean_correct / seen,
+        "train_adv_accuracy": 100.0 * adv_correct / seen if technique.adversarial else math.nan,
+    }
+
+
+def validate(
+    model: nn.Module, val: Data, config: TrainConfig, seed: int, epoch: int, device: torch.device
+) -> dict[str, float]:
+    """Clean accuracy on ``val`` and PGD accuracy on its fixed subset of ``val_pgd_size``
+    images (all when 0), in fp32 and eval mode; the attack noise is seeded by the epoch."""
+    x_val, y_val = val
+    model.eval()
+    pred = predict(model, x_val, device=device, batch_size=config.eval_batch_size)
+    if 0 < config.val_pgd_size < len(y_val):
+        keep = torch.from_numpy(stratified_subset(y_val.numpy(), config.val_pgd_size, seed=0))
+        x_val, y_val = x_val[keep], y_val[keep]
+    adv = robust_predict(
+        model,
+        x_val,
+        y_val,
+        PGDLinf(steps=config.val_pgd_steps, step_size=2.5 / config.val_pgd_steps),
+        config.val_pgd_eps,
+        generator=epoch_generator(seed, -epoch),
+        device=device,
+        batch_size=config.eval_batch_size,
+    )
+    return {
+        "val_accuracy": 100.0 * float((pred == val[1]).float().mean()),
+        "val_pgd_accuracy": 100.0 * float((adv == y_val).float().mean()),
+    }
+
+
+def resume_point(checkpoint: str | os.PathLike[str] | None, identity: str) -> Path | None:
+    """The checkpoint to resume from: None when absent or written by another run (different
+    parameters or data); a stale one is reported and later overwritten."""
+    if checkpoint is None or not Path(checkpoint).exists():
+        return None
+    if checkpoint_state(checkpoint).get("fingerprint") != identity:
+        print(f"{checkpoint}: written by a run with other inputs; starting afresh", file=sys.stderr)
+        return None
+    return Path(checkpoint)
+
+
+def fit(
+    model: nn.Module,
+    train: Data,
+    val: Data,
+    technique: Technique,
+    config: TrainConfig,
+    seed: int,
+    checkpoint: str | os.PathLike[str] | None = None,
+    device: torch.device | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+) -> list[dict]:
+    """Train ``model`` in place with ``technique``; return one history row per epoch.
+
+    With ``checkpoint``, the state is saved after every epoch and a run finding a checkpoint of
+    the same inputs resumes after its last completed epoch. ``on_epoch_end(epoch, weights)`` is
+    called after validation and before the checkpoint is written (so work it does is redone if
+    the job dies in between); ``weights`` is the model that is validated: the EMA model when
+    ``config.ema_decay`` > 0. With EMA the model ends holding the averaged weights.
+    """
+    device = device or torch.device("cpu")
+    model.to(device=device, memory_format=memory_format(config))
+    optimizer = build_optimizer(model, config)
+    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    identity = fingerprint(
+        {
+            "config": config,
+            "technique": [type(technique).__name__, technique.config()],
+            "seed": seed,
+        },
+        contents={"x": train[0], "y": train[1]},
+        shapes=model.state_dict(),
+    )
+    history: list[dict] = []
+    start_epoch = 1
+    resume = resume_point(checkpoint, identity)
+    if resume is not None:
+        last, history = load_checkpoint(resume, model, optimizer, ema)
+        start_epoch = last + 1
+    mixes = config.label_smoothing > 0 or config.mixes
+    num_classes = num_classes_of(model, train[0]) if mixes else None
 
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
-        generator = epoch_generator(seed, epoch)
-        order = torch.randperm(n, generator=generator)
-        model.train()
-        loss_sum, correct, seen = 0.0, 0, 0
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch}/{config.epochs}",
-            disable=not progress,
-            leave=False,
-        )
-        for step in bar:
-            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = x_train[idx].to(device, memory_format=memory_format)
-            y = y_train[idx].to(device)
-            lr = learning_rate(config, ((epoch - 1) * steps_per_epoch + step) / total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss, logits = technique.loss(model, x, y, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += float(loss.detach()) * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}")
-
-        x_val, y_val = val
-        model.eval()
-        val_pred = predict(model, x_val, device=device, batch_size=config.eval_batch_size)
-        val_adv = robust_predict(
+        stats = train_epoch(
             model,
-            x_val,
-            y_val,
-            val_attack,
-            config.val_pgd_eps,
-            generator=epoch_generator(seed, -epoch),
-            device=device,
-            batch_size=config.eval_batch_size,
+            train,
+            technique,
+            config,
+            optimizer,
+            epoch,
+            epoch_generator(seed, epoch),
+            device,
+            ema=ema,
+            num_classes=num_classes,
+            progress=progress,
         )
+        weights = ema.model if ema is not None else model
         history.append(
             {
                 "epoch": epoch,
-                "lr": lr,
-                "train_loss": loss_sum / seen,
-                "train_accuracy": 100.0 * correct / seen,
-                "val_accuracy": 100.0 * float((val_pred == y_val).float().mean()),
-                "val_pgd_accuracy": 100.0 * float((val_adv == y_val).float().mean()),
+                **stats,
+                **validate(weights, val, config, seed, epoch, device),
+                "trainable_params": count_params(model, trainable_only=True),
                 "seconds": time.perf_counter() - started,
             }
         )
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer, epoch, history)
         if on_epoch_end is not None:
-            on_epoch_end(epoch)
+            on_epoch_end(epoch, weights)
+        if checkpoint is not None:
+            save_checkpoint(
+                checkpoint, model, optimizer, epoch, history, ema, {"fingerprint": identity}
+            )
+    if ema is not None:
+        model.load_state_dict(ema.model.state_dict())
     model.eval()
     return history

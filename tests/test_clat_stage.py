@@ -1,0 +1,178 @@
+"""stages.train --snapshot-epoch, then stages.clat from that snapshot, end to end."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from robustlab.data.images import ImageSet, write_images
+from robustlab.models.store import load_model
+
+TRAIN_CONFIG = {"epochs": 2, "batch_size": 20, "lr": 0.05, "val_pgd_steps": 2, "amp": "none"}
+CLAT_CONFIG = {
+    "epochs": 2,
+    "lam": 0.1,
+    "k": 1,
+    "reselect_every": 1,
+    "selection": "dynamic",
+    "fast": False,
+    "eps": 0.1,
+    "steps": 2,
+    "step_size": 0.5,
+    "lr": 0.01,
+    "criticality_batch": 16,
+}
+
+
+def _table(path):
+    rng = np.random.default_rng(0)
+    labels = np.arange(72) % 3
+    images = (rng.random((72, 8, 8, 1)) * 80).astype(np.uint8)
+    images[labels == 0, :3] += 150
+    images[labels == 1, 5:] += 150
+    write_images(
+        ImageSet(images, labels.astype(np.int16), np.arange(72), ["a", "b", "c"], "x"), path
+    )
+
+
+def _run(module, *args, cwd):
+    cmd = [sys.executable, "-m", f"stages.{module}", *map(str, args), "--no-progress"]
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, repo_root):
+    tmp = tmp_path_factory.mktemp("clat_stage")
+    table = tmp / "train.parquet"
+    _table(table)
+    base = tmp / "models" / "toy" / "small_cnn" / "pgd_at"
+    common = ["--train", table, "--dataset", "toy", "--arch", "small_cnn", "--val-size", 12]
+    common += ["--seed", 0, "--threads", 1]
+    _run(
+        "train",
+        *common,
+        "--arch-config",
+        json.dumps({"width": 4, "hidden": 8}),
+        "--technique",
+        "pgd_at",
+        "--technique-config",
+        json.dumps({"eps": 0.1, "steps": 2}),
+        "--train-config",
+        json.dumps(TRAIN_CONFIG),
+        "--snapshot-epoch",
+        1,
+        "--out-dir",
+        base,
+        cwd=repo_root,
+    )
+    out = tmp / "models" / "toy" / "small_cnn" / "pgd_at+clat"
+    crit = tmp / "results" / "toy" / "small_cnn" / "pgd_at+clat" / "criticality.parquet"
+    _run(
+        "clat",
+        *common,
+        "--init-dir",
+        base,
+        "--init-epoch",
+        1,
+        "--pretrain-technique",
+        "pgd_at",
+        "--clat-config",
+        json.dumps(CLAT_CONFIG),
+        "--train-config",
+        json.dumps(TRAIN_CONFIG),
+        "--out-dir",
+        out,
+        "--criticality-out",
+        crit,
+        cwd=repo_root,
+    )
+    return {"base": base, "out": out, "crit": crit, "common": common, "table": table, "tmp": tmp}
+
+
+def test_train_writes_the_snapshot_and_removes_its_checkpoint(runs):
+    base = runs["base"]
+    assert sorted(p.name for p in base.iterdir()) == [
+        "card.json",
+        "epoch_1.safetensors",
+        "history.parquet",
+        "model.safetensors",
+    ]
+    card = json.loads((base / "card.json").read_text())
+    assert card["snapshot_epochs"] == [1] and card["technique_config"]["eps"] == 0.1
+    snap, final = (
+        load_file(str(base / "epoch_1.safetensors")),
+        load_file(str(base / "model.safetensors")),
+    )
+    assert snap.keys() == final.keys()
+    assert any(not torch.equal(snap[k], final[k]) for k in snap)
+
+
+def test_clat_history_continues_the_pretraining_history(runs):
+    before = pd.read_parquet(runs["base"] / "history.parquet")
+    history = pd.read_parquet(runs["out"] / "history.parquet")
+    assert history["epoch"].tolist() == [1, 2, 3]
+    shared = [c for c in before.columns if c != "seconds"]
+    pd.testing.assert_frame_equal(history.loc[:0, shared], before.loc[:0, shared])
+    assert history["selected_layers"].isna().tolist() == [True, False, False]
+    assert json.loads(history["selected_layers"].iloc[-1])[0] in range(1, 5)
+    assert history["trainable_params"].iloc[0] > history["trainable_params"].iloc[-1]
+
+
+def test_clat_card_weights_and_criticality_table(runs):
+    out = runs["out"]
+    assert not (out / "checkpoint.safetensors").exists()
+    card = json.loads((out / "card.json").read_text())
+    assert card["technique"] == "pgd_at+clat" and card["pretrain_epoch"] == 1
+    assert card["clat_config"]["k"] == 1 and card["layers"] == 4
+    sizes = {1: 1 * 4 * 9 + 4, 2: 4 * 8 * 9 + 8, 3: 8 * 2 * 2 * 8 + 8, 4: 8 * 3 + 3}
+    assert card["trainable_params"] == sizes[card["selected_layers"][0]]
+    assert card["trainable_params"] < card["params"]
+    load_model(out / "model.safetensors")  # loadable with its own card
+    table = pd.read_parquet(runs["crit"])
+    assert list(table.columns) == [
+        "epoch",
+        "layer_index",
+        "layer_name",
+        "weakness",
+        "criticality",
+        "selected",
+    ]
+    assert [str(t) for t in table.dtypes] == ["int64", "int64", "str", "float64", "float64", "bool"]
+    assert sorted(set(table["epoch"])) == [2, 3] and len(table) == 8
+    assert table.groupby("epoch")["selected"].sum().tolist() == [1, 1]
+
+
+def test_clat_names_a_missing_snapshot(runs, repo_root):
+    cmd = [
+        sys.executable,
+        "-m",
+        "stages.clat",
+        *map(str, runs["common"]),
+        "--init-dir",
+        str(runs["base"]),
+        "--init-epoch",
+        "2",
+        "--pretrain-technique",
+        "pgd_at",
+        "--out-dir",
+        str(runs["tmp"] / "x"),
+        "--criticality-out",
+        str(runs["tmp"] / "c.parquet"),
+        "--clat-config",
+        json.dumps({**CLAT_CONFIG, "epochs": 1}),
+        "--no-progress",
+    ]
+    # epoch 2 is the last epoch: model.safetensors is used, no snapshot needed
+    assert subprocess.run(cmd, cwd=repo_root, capture_output=True, timeout=300).returncode == 0
+    cmd[cmd.index("--init-epoch") + 1] = "3"
+    done = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "--init-epoch 3 outside" in done.stderr
