@@ -31,7 +31,8 @@ def read_cards(paths: list[Path]) -> list[dict[str, Any]]:
         for key in ("arch", "family"):
             if key not in card:
                 raise ValueError(f"{path}: lacks key {key!r}; rerun stages.train for this run")
-        cards.append(card)
+        # a named variant (sweeps, architectures: entries with `arch`) appears under its name
+        cards.append({**card, "arch": card.get("arch_name", card["arch"])})
     return cards
 
 

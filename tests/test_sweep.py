@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from robustlab.models import build_model
 from robustlab.models.sweep import sample_architectures, space_size
@@ -30,7 +31,7 @@ def test_names_are_stable_and_spell_the_variant():
     for name, spec in sample.items():
         d = "-".join(map(str, spec["depths"]))
         w = "-".join(map(str, spec["widths"]))
-        k, block, r = spec["kernel_size"], spec["block"], spec["image_size"]
+        k, block, r = spec["kernel_size"], spec["block"], spec["input_resolution"]
         assert name == f"rrn_d{d}_w{w}_k{k}_{block}_r{r}"
         assert spec["arch"] == "robust_resnet"
     # A name never depends on which other variants were drawn.
@@ -64,13 +65,16 @@ def test_bad_spaces_are_clear_errors():
         sample_architectures({"base": "wrn", "depth": [1]}, 1, 0)
     with pytest.raises(ValueError, match="base"):
         sample_architectures({"depths": [[1]]}, 1, 0)
+    with pytest.raises(KeyError, match="robust_resnet_tiny"):
+        sample_architectures({"base": "resnet_9000"}, 1, 0)
     with pytest.raises(ValueError, match="non-empty"):
         sample_architectures({"base": "wrn", "block": []}, 1, 0)
 
 
-def test_sampled_variants_build():
+def test_sampled_variants_build_and_resize_data_inside_the_model():
     for spec in sample_architectures(SPACE, 4, seed=0).values():
         options = dict(spec)
-        arch, size = options.pop("arch"), options.pop("image_size")
-        model = build_model(arch, 10, 1, size, **options)
-        assert model.eval()(__import__("torch").rand(1, 1, size, size)).shape == (1, 10)
+        arch = options.pop("arch")
+        model = build_model(arch, 10, 1, 28, **options)  # data stays 28 px
+        assert model.input_resolution == spec["input_resolution"]
+        assert model.eval()(torch.rand(1, 1, 28, 28)).shape == (1, 10)

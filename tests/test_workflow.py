@@ -21,7 +21,9 @@ PRESETS = sorted((REPO / "presets").glob("*.yaml"))
 def test_schema_names_mirror_the_registries():
     defs = SCHEMA["$defs"]
     assert sorted(defs["architecture_name"]["enum"]) == ARCHITECTURES.names()
-    assert sorted(defs["technique_name"]["enum"]) == TECHNIQUES.names()
+    bases = TECHNIQUES.names()
+    assert sorted(defs["base_technique_name"]["enum"]) == bases
+    assert sorted(defs["technique_name"]["enum"]) == sorted(bases + [f"{b}+clat" for b in bases])
     assert sorted(defs["attack_name"]["enum"]) == ATTACKS.names()
     assert sorted(defs["corruption_name"]["enum"]) == sorted(corruption_names())
 

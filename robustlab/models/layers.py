@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class Normalize(nn.Module):
@@ -27,15 +28,26 @@ class Normalize(nn.Module):
 
 
 class Classifier(nn.Module):
-    """``Normalize`` followed by a network; ``family`` is cnn, transformer or mlp."""
+    """``Normalize`` followed by a network; ``family`` is cnn, transformer or mlp.
 
-    def __init__(self, net: nn.Module, normalize: Normalize, family: str) -> None:
+    With ``input_resolution``, images are first resized (bilinear, anti-aliased) to that side
+    length inside the model, so a network can run at another resolution than the data while
+    attack budgets stay defined on the stored images.
+    """
+
+    def __init__(
+        self, net: nn.Module, normalize: Normalize, family: str, input_resolution: int | None = None
+    ) -> None:
         super().__init__()
         self.normalize = normalize
         self.net = net
         self.family = family
+        self.input_resolution = input_resolution
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r = self.input_resolution
+        if r is not None and tuple(x.shape[-2:]) != (r, r):
+            x = F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False, antialias=True)
         return self.net(self.normalize(x))
 
 

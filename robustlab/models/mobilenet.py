@@ -7,6 +7,7 @@ stride 1, so a 32 px input ends at 4 x 4 instead of 1 x 1. ``width_mult`` scales
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from robustlab.models.layers import SqueezeExcite, make_activation, make_divisible
@@ -49,7 +50,7 @@ class InvertedResidual(nn.Module):
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and in_ch == out_ch
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
         return out + x if self.residual else out
 
@@ -113,7 +114,7 @@ class MobileNetV2(nn.Module):
         self.dropout = nn.Dropout(0.2)
         self.fc = nn.Linear(last, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(self.features(x).mean((2, 3))))
 
 
@@ -150,7 +151,7 @@ class MobileNetV3(nn.Module):
             nn.Linear(hidden, num_classes),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean((2, 3)))
 
 

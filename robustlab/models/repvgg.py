@@ -52,7 +52,8 @@ class RepVGGBlock(nn.Module):
         bias = bias + b1
         if self.bn_id is not None:
             identity = torch.zeros_like(self.conv3.weight)
-            identity[torch.arange(self.in_ch), torch.arange(self.in_ch), 1, 1] = 1
+            index = torch.arange(self.in_ch, device=identity.device)
+            identity[index, index, 1, 1] = 1
             kid, bid = _fuse(identity, self.bn_id)
             kernel, bias = kernel + kid, bias + bid
         fused = nn.Conv2d(self.in_ch, self.out_ch, 3, self.stride, 1, bias=True)

@@ -38,6 +38,7 @@ MAC counts are identical either way.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -253,6 +254,8 @@ class ResidualNetwork(nn.Module):
         if min(depths) < 1:
             raise ValueError(f"every stage needs at least one block, got depths {list(depths)}")
         kernels = _per_stage(kernel_size, n, "kernel_size")
+        if any(k < 1 or k % 2 == 0 for k in kernels):
+            raise ValueError(f"kernel sizes must be odd (3, 5, 7, ...), got {list(kernels)}")
         strides = tuple(strides) if strides is not None else (1,) + (2,) * (n - 1)
         self.preact = cfg.preact
         self.stem = nn.Conv2d(in_channels, stem_width, 3, padding=1, bias=False)
@@ -490,8 +493,8 @@ def robust_scaling(
         return sorted({max(1, math.floor(x)), max(1, math.ceil(x))})
 
     best: tuple[float, float, tuple[int, ...], tuple[int, ...]] | None = None
-    for depths in _product([options(x) for x in d_cont]):
-        for widths in _product([options(x) for x in w_cont]):
+    for depths in itertools.product(*(options(x) for x in d_cont)):
+        for widths in itertools.product(*(options(x) for x in w_cont)):
             miss = abs(math.log(macs(depths, widths) / target_macs))
             drift = sum(
                 abs(a - b) / b for a, b in zip(depths + widths, d_cont + w_cont, strict=True)
@@ -501,10 +504,3 @@ def robust_scaling(
                 best = key
     assert best is not None
     return best[2], best[3]
-
-
-def _product(choices: list[list[int]]) -> list[tuple[int, ...]]:
-    out: list[tuple[int, ...]] = [()]
-    for options in choices:
-        out = [prefix + (o,) for prefix in out for o in options]
-    return out

@@ -9,8 +9,9 @@ A space is a dict (every key but ``base`` optional)::
         "kernel_size": [3, 5],                # one size for all stages, or per stage:
                                               #   [[3, 5], [3], [3, 5]]
         "block": ["basic", "bottleneck"],     # block types
-        "image_size": [24, 28],               # input resolutions (not a constructor option:
-                                              #   the training stage resizes its inputs)
+        "image_size": [24, 28],               # input resolutions: returned as the build_model
+                                              #   option ``input_resolution`` (the model
+                                              #   resizes its inputs)
         "fixed": {"se": "none"},              # overrides shared by every variant
     }
 
@@ -23,10 +24,13 @@ sample on every machine.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
 from typing import Any
+
+from robustlab.models import ARCHITECTURES
 
 # Short prefixes for readable names; other bases use their registry name.
 PREFIXES = {"robust_resnet": "rrn", "wrn": "wrn", "vit": "vit", "mlp_mixer": "mixer"}
@@ -64,17 +68,10 @@ def _axes(space: dict[str, Any]) -> list[tuple[str, list[Any]]]:
             stages = [list(c) for c in choices]
             if not all(stages):
                 raise ValueError(f"sweep space {key!r}: every stage needs at least one choice")
-            axes.append((key, _product(stages)))
+            axes.append((key, list(itertools.product(*stages))))
         else:
             axes.append((key, list(choices)))
     return axes
-
-
-def _product(stages: list[list[Any]]) -> list[tuple[Any, ...]]:
-    out: list[tuple[Any, ...]] = [()]
-    for options in stages:
-        out = [prefix + (o,) for prefix in out for o in options]
-    return out
 
 
 def space_size(space: dict[str, Any]) -> int:
@@ -109,6 +106,7 @@ def sample_architectures(space: dict[str, Any], count: int, seed: int) -> dict[s
     if count < 0 or count > size:
         raise ValueError(f"cannot sample {count} distinct variants from a space of {size}")
     base = space["base"]
+    ARCHITECTURES.get(base)  # an unknown base is an error listing the known names
     fixed = dict(space.get("fixed", {}))
     out: dict[str, dict] = {}
     for index in random.Random(seed).sample(range(size), count):
@@ -116,6 +114,9 @@ def sample_architectures(space: dict[str, Any], count: int, seed: int) -> dict[s
         for key, choices in reversed(axes):  # mixed-radix decoding of the index
             index, digit = divmod(index, len(choices))
             point[key] = choices[digit]
-        overrides = {k: list(v) if isinstance(v, tuple) else v for k, v in point.items()}
+        overrides = {
+            ("input_resolution" if k == "image_size" else k): list(v) if isinstance(v, tuple) else v
+            for k, v in point.items()
+        }
         out[variant_name(base, point)] = {"arch": base, **fixed, **overrides}
     return dict(sorted(out.items()))

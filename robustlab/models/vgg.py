@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 CONFIGS: dict[str, list[int | str]] = {
@@ -36,7 +37,7 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(channels, num_classes)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x).mean((2, 3)))
 
 

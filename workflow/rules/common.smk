@@ -2,12 +2,13 @@
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(workflow.basedir) / "schemas" / "params.schema.yaml"
+SCHEMA_PATH = Path(workflow.basedir, "schemas", "params.schema.yaml")
 
 
 def _key_path(error):
@@ -23,6 +24,57 @@ def _describe(error):
     return error.message
 
 
+def clat_base(technique):
+    """X for a technique named "X+clat", else None."""
+    return technique[: -len("+clat")] if technique.endswith("+clat") else None
+
+
+def pretrain_epochs(technique):
+    """Epochs of the base technique's run CLAT starts from (default: equal total budget)."""
+    clat = config["techniques"].get(technique, {})
+    if clat.get("pretrain_epochs") is not None:
+        return clat["pretrain_epochs"]
+    return max(config["train"]["epochs"] - clat.get("epochs", 10), 1)
+
+
+def resolve_architectures(config, schema):
+    """Add the sweeps' variants to the grid; check every grid entry names a registered one."""
+    sweeps = config.get("sweeps") or {}
+    if sweeps:
+        # imported only when sweeps are declared: it loads torch, which slows every dry run
+        from robustlab.models.sweep import sample_architectures
+
+        for name, sweep in sweeps.items():
+            try:
+                variants = sample_architectures(sweep["space"], sweep["count"], sweep["seed"])
+            except (KeyError, ValueError) as err:
+                return [f"  sweeps.{name}: {err}"]
+            for variant, options in variants.items():
+                config["architectures"][variant] = options
+                if variant not in config["grid"]["architectures"]:
+                    config["grid"]["architectures"].append(variant)
+    registered = schema["$defs"]["architecture_name"]["enum"]
+    problems = []
+    for i, arch in enumerate(config["grid"]["architectures"]):
+        options = config["architectures"].setdefault(arch, {})
+        if options.get("arch", arch) not in registered:
+            problems.append(
+                f"  grid.architectures.{i}: {arch!r} is not allowed; allowed values: "
+                f"{', '.join(registered)}, or a key of architectures: whose `arch` option names one"
+            )
+    return problems
+
+
+def arch_base(arch):
+    """The registered architecture a grid entry builds."""
+    return config["architectures"][arch].get("arch", arch)
+
+
+def arch_options(arch):
+    """Constructor options of a grid entry (without its `arch` name)."""
+    return {k: v for k, v in config["architectures"][arch].items() if k != "arch"}
+
+
 def validate_config(config):
     """Check the configuration against the schema and across keys; fail naming the key."""
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -35,18 +87,28 @@ def validate_config(config):
             where = f"{where} (key {error.instance!r})"
         problems.append(f"  {where}: {_describe(error)}")
     if not problems:
+        problems += resolve_architectures(config, schema)
+    if not problems:
         for dataset in config["grid"]["datasets"]:
             if dataset not in config["datasets"]:
                 problems.append(
                     f"  grid.datasets: {dataset!r} has no entry under datasets:; add datasets.{dataset} "
                     f"with train_size, test_size, val_size, subset_seed and eps"
                 )
-        for arch in config["grid"]["architectures"]:
-            config["architectures"].setdefault(arch, {})
         for technique in config["grid"]["techniques"]:
             config["techniques"].setdefault(technique, {})
+            base = clat_base(technique)
+            if base is not None:
+                config["techniques"].setdefault(base, {})
+                pre = pretrain_epochs(technique)
+                if not 1 <= pre <= config["train"]["epochs"]:
+                    problems.append(
+                        f"  techniques.{technique}.pretrain_epochs: {pre} is outside 1..train.epochs "
+                        f"({config['train']['epochs']}); CLAT starts from {base}'s weights after that epoch"
+                    )
     if problems:
-        raise ValueError("invalid configuration (params.yaml and --configfile presets):\n" + "\n".join(problems))
+        listing = "\n".join(problems)
+        raise ValueError(f"invalid configuration (params.yaml and --configfile presets):\n{listing}")
 
 
 validate_config(config)
@@ -58,11 +120,26 @@ CORRUPTIONS = config["corruptions"]["names"]
 SEED = config["seed"]
 THREADS = config["threads_per_job"]
 RUNS = [f"{d}/{a}/{t}" for d in DATASETS for a in ARCHS for t in TECHNIQUES]
+CLAT_TECHNIQUES = [t for t in TECHNIQUES if clat_base(t) is not None]
+# Base techniques the DAG trains: those of the grid and the pretraining runs CLAT starts from.
+TRAINED_TECHNIQUES = sorted({clat_base(t) or t for t in TECHNIQUES})
+# Per base technique, the epochs whose weights CLAT runs start from (the final epoch needs none).
+SNAPSHOTS = {}
+for _t in CLAT_TECHNIQUES:
+    if pretrain_epochs(_t) < config["train"]["epochs"]:
+        SNAPSHOTS.setdefault(clat_base(_t), set()).add(pretrain_epochs(_t))
+
+
+def one_of(names):
+    """A wildcard regex matching exactly these names (none: matches nothing)."""
+    names = sorted(names, key=len, reverse=True)
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
 
 wildcard_constraints:
-    dataset="|".join(DATASETS),
-    arch="|".join(ARCHS),
-    technique="|".join(TECHNIQUES),
+    dataset=one_of(DATASETS),
+    arch=one_of(ARCHS),
+    technique=one_of(set(TECHNIQUES) | set(TRAINED_TECHNIQUES)),
     corruption="[a-z_]+",
     split="train|test",
 

@@ -1,4 +1,5 @@
-# Training: one job per (dataset, architecture, technique).
+# Training: one job per (dataset, architecture, base technique); CLAT fine-tuning ("X+clat")
+# starts from the weights of X's run after its pretraining epochs, so X is trained once.
 
 
 rule train:
@@ -10,18 +11,60 @@ rule train:
         train="data/prepared/{dataset}/train.parquet",
         code=stage("train"),
     params:
-        arch_config=lambda w: as_json(config["architectures"][w.arch]),
+        arch=lambda w: arch_base(w.arch),
+        arch_config=lambda w: as_json(arch_options(w.arch)),
         technique_config=lambda w: as_json(config["techniques"][w.technique]),
         train_config=as_json(config["train"]),
         val_size=lambda w: dataset_params(w)["val_size"],
         seed=SEED,
         out_dir=lambda w, output: str(Path(output.weights).parent),
+        # weights CLAT runs start from; a parameter, so adding such a run retrains X with it
+        snapshots=lambda w: " ".join(
+            f"--snapshot-epoch {n}" for n in sorted(SNAPSHOTS.get(w.technique, ()))
+        ),
+    wildcard_constraints:
+        technique=one_of(TRAINED_TECHNIQUES),
     threads: THREADS or 1
     log:
         "logs/train/{dataset}/{arch}/{technique}.log",
     shell:
         "python -m stages.train --train {input.train} --dataset {wildcards.dataset}"
-        " --arch {wildcards.arch} --arch-config '{params.arch_config}'"
+        " --arch {params.arch} --arch-name {wildcards.arch} --arch-config '{params.arch_config}'"
         " --technique {wildcards.technique} --technique-config '{params.technique_config}'"
         " --train-config '{params.train_config}' --val-size {params.val_size}"
-        " --seed {params.seed} --threads {threads} --out-dir {params.out_dir} 2> {log}"
+        " --seed {params.seed} {params.snapshots} --threads {threads}"
+        " --out-dir {params.out_dir} 2> {log}"
+
+
+rule clat:
+    output:
+        weights="models/{dataset}/{arch}/{technique}/model.safetensors",
+        history="models/{dataset}/{arch}/{technique}/history.parquet",
+        card="models/{dataset}/{arch}/{technique}/card.json",
+        criticality="results/{dataset}/{arch}/{technique}/criticality.parquet",
+    input:
+        train="data/prepared/{dataset}/train.parquet",
+        pretrained=lambda w: f"models/{w.dataset}/{w.arch}/{clat_base(w.technique)}/model.safetensors",
+        code=stage("clat"),
+    params:
+        base=lambda w: clat_base(w.technique),
+        init_epoch=lambda w: pretrain_epochs(w.technique),
+        clat_config=lambda w: as_json(
+            {k: v for k, v in config["techniques"][w.technique].items() if k != "pretrain_epochs"}
+        ),
+        train_config=as_json(config["train"]),
+        val_size=lambda w: dataset_params(w)["val_size"],
+        seed=SEED,
+        out_dir=lambda w, output: str(Path(output.weights).parent),
+    wildcard_constraints:
+        technique=one_of(CLAT_TECHNIQUES),
+    threads: THREADS or 1
+    log:
+        "logs/clat/{dataset}/{arch}/{technique}.log",
+    shell:
+        "python -m stages.clat --train {input.train} --dataset {wildcards.dataset}"
+        " --arch {wildcards.arch} --init-dir $(dirname {input.pretrained})"
+        " --init-epoch {params.init_epoch} --pretrain-technique {params.base}"
+        " --clat-config '{params.clat_config}' --train-config '{params.train_config}'"
+        " --val-size {params.val_size} --seed {params.seed} --threads {threads}"
+        " --out-dir {params.out_dir} --criticality-out {output.criticality} 2> {log}"
