@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import torch
 from safetensors.torch import load_file
 
 from robustlab.data.images import read_images
-from robustlab.io import read_frame, write_frame, write_json
+from robustlab.io import read_frame, write_frame, write_json, write_table
 from robustlab.models import architecture_family, count_macs, count_params
 from robustlab.models.store import build_from_spec, save_weights
 from robustlab.seeding import default_device, seed_everything
@@ -34,14 +35,16 @@ from robustlab.training.config import TrainConfig
 from stages.common import json_object, library_versions, set_threads
 from stages.train import snapshot_path, split_train_val
 
-CRITICALITY_COLUMNS = {
-    "epoch": "int64",
-    "layer_index": "int64",
-    "layer_name": "string",
-    "weakness": "float64",
-    "criticality": "float64",
-    "selected": "bool",
-}
+CRITICALITY_SCHEMA = pa.schema(
+    [
+        ("epoch", pa.int64()),
+        ("layer_index", pa.int64()),
+        ("layer_name", pa.string()),
+        ("weakness", pa.float64()),
+        ("criticality", pa.float64()),
+        ("selected", pa.bool_()),
+    ]
+)
 SPEC_KEYS = ("arch", "arch_config", "num_classes", "in_channels", "image_size", "mean", "std")
 
 
@@ -115,9 +118,10 @@ def joined_history(init_dir: Path, epoch: int, result: ClatResult) -> pd.DataFra
     return frame
 
 
-def criticality_table(result: ClatResult) -> pd.DataFrame:
-    frame = pd.DataFrame(result.criticality, columns=list(CRITICALITY_COLUMNS))
-    return frame.astype(CRITICALITY_COLUMNS)
+def criticality_table(result: ClatResult) -> pa.Table:
+    """One row per layer and measurement; ``epoch`` is the global epoch at whose start the
+    criticality was measured (pretraining epochs + CLAT epoch)."""
+    return pa.Table.from_pylist(result.criticality, schema=CRITICALITY_SCHEMA)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -155,11 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     history = joined_history(args.init_dir, args.init_epoch, result)
     write_frame(history, args.out_dir / "history.parquet")
-    write_frame(criticality_table(result), args.criticality_out)
+    write_table(criticality_table(result), args.criticality_out)
     h, c = spec["image_size"], spec["in_channels"]
     selected = [result.layers[i] for i in result.selection]
     out_card = {
         "dataset": args.dataset,
+        "arch_name": card.get("arch_name", args.arch),
         "technique": f"{args.pretrain_technique}+clat",
         "technique_config": asdict(clat),
         "clat_config": asdict(clat),

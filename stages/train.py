@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--arch", required=True)
     parser.add_argument("--arch-config", type=json_object, default={})
+    parser.add_argument(
+        "--arch-name", help="the run's name for a configured variant of --arch (default: --arch)"
+    )
     parser.add_argument("--technique", required=True)
     parser.add_argument("--technique-config", type=json_object, default={})
     parser.add_argument("--train-config", type=json_object, default={})
@@ -121,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     write_frame(pd.DataFrame(history), args.out_dir / "history.parquet")
     card = {
         "dataset": args.dataset,
+        "arch_name": args.arch_name or args.arch,
         "technique": args.technique,
         "technique_config": technique.config(),
         "family": architecture_family(args.arch),

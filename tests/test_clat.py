@@ -233,3 +233,30 @@ def test_freeze_all_but_leaves_only_the_given_modules_trainable():
         "conv_b.weight",
         "conv_b.bias",
     ]
+
+
+def test_fast_clat_runs_with_channels_last_and_bf16():
+    config = TrainConfig(**{**CONFIG.__dict__, "amp": "bf16", "channels_last": True})
+    clat = ClatConfig(**{**CLAT.__dict__, "epochs": 1, "fast": True, "selection": "static"})
+    model = _pretrained()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = fit_clat(model, _data(32, 0), _data(12, 1), clat, config, 0, progress=False)
+    assert math.isfinite(result.history[0]["train_loss"])
+    selected = {result.layers[i].name for i in result.selection}
+    for name, value in model.state_dict().items():
+        if name.rsplit(".", 1)[0] not in selected:
+            assert torch.equal(value, before[name]), name
+
+
+def test_selection_can_be_restricted_to_convolutions():
+    crit = [0.5, 3.0, 1.0, 9.0, 2.0]
+    assert top_k(crit, 2, eligible=[0, 1, 2, 4]) == [1, 4]
+    assert select_layers("dynamic", crit, 1, None, eligible=[0, 2]) == [2]
+    for seed in range(10):
+        drawn = select_layers("random", crit, 2, None, torch.Generator().manual_seed(seed), [0, 2])
+        assert drawn == [0, 2]
+    clat = ClatConfig(**{**CLAT.__dict__, "epochs": 1, "k": 1, "select_from": "conv"})
+    result = fit_clat(_pretrained(), _data(32, 0), _data(12, 1), clat, CONFIG, 0, progress=False)
+    assert isinstance(result.layers[result.selection[0]].module, nn.Conv2d)
+    with pytest.raises(ValueError, match="select_from"):
+        ClatConfig(select_from="linear")

@@ -8,12 +8,14 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from robustlab.data.images import ImageSet, write_images
 from robustlab.models.store import load_model
+from stages.clat import init_weights_path
 
 TRAIN_CONFIG = {"epochs": 2, "batch_size": 20, "lr": 0.05, "val_pgd_steps": 2, "amp": "none"}
 CLAT_CONFIG = {
@@ -146,33 +148,28 @@ def test_clat_card_weights_and_criticality_table(runs):
         "criticality",
         "selected",
     ]
-    assert [str(t) for t in table.dtypes] == ["int64", "int64", "str", "float64", "float64", "bool"]
+    schema = pq.read_schema(runs["crit"])
+    assert [str(t) for t in schema.types] == [
+        "int64",
+        "int64",
+        "string",
+        "double",
+        "double",
+        "bool",
+    ]
     assert sorted(set(table["epoch"])) == [2, 3] and len(table) == 8
     assert table.groupby("epoch")["selected"].sum().tolist() == [1, 1]
 
 
-def test_clat_names_a_missing_snapshot(runs, repo_root):
-    cmd = [
-        sys.executable,
-        "-m",
-        "stages.clat",
-        *map(str, runs["common"]),
-        "--init-dir",
-        str(runs["base"]),
-        "--init-epoch",
-        "2",
-        "--pretrain-technique",
-        "pgd_at",
-        "--out-dir",
-        str(runs["tmp"] / "x"),
-        "--criticality-out",
-        str(runs["tmp"] / "c.parquet"),
-        "--clat-config",
-        json.dumps({**CLAT_CONFIG, "epochs": 1}),
-        "--no-progress",
-    ]
-    # epoch 2 is the last epoch: model.safetensors is used, no snapshot needed
-    assert subprocess.run(cmd, cwd=repo_root, capture_output=True, timeout=300).returncode == 0
-    cmd[cmd.index("--init-epoch") + 1] = "3"
-    done = subprocess.run(cmd, cwd=repo_root, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0 and "--init-epoch 3 outside" in done.stderr
+def test_clat_starts_from_the_snapshot_or_the_final_weights(runs):
+    base = runs["base"]
+    assert init_weights_path(base, 1, 2) == base / "epoch_1.safetensors"
+    assert init_weights_path(base, 2, 2) == base / "model.safetensors"
+    with pytest.raises(SystemExit, match="outside"):
+        init_weights_path(base, 3, 2)
+    (base / "epoch_1.safetensors").rename(base / "moved.safetensors")
+    try:
+        with pytest.raises(SystemExit, match="--snapshot-epoch 1"):
+            init_weights_path(base, 1, 2)
+    finally:
+        (base / "moved.safetensors").rename(base / "epoch_1.safetensors")

@@ -185,3 +185,52 @@ def test_snakemake_report_has_the_figures_with_captions(snakemake_run):
     assert " ".join(captions[:6]) in text
     for name in ("accuracy_by_noise_family.png", "robust_accuracy_vs_eps.png", "index.html"):
         assert name in text
+
+
+def _robust(metrics: pd.DataFrame, arch: str, technique: str, eps: float) -> float:
+    row = metrics[
+        (metrics["arch"] == arch)
+        & (metrics["technique"] == technique)
+        & (metrics["noise"] == "pgd_linf")
+        & (metrics["metric"] == "robust_accuracy")
+        & (metrics["level"] == eps)
+    ]
+    assert len(row) == 1
+    return float(row["value"].iloc[0])
+
+
+def test_adversarial_training_beats_standard_training_under_pgd(dvc_run):
+    metrics = pd.read_parquet(dvc_run["repo"] / "results/metrics.parquet")
+    eps = max(SMOKE["datasets"]["fashion_mnist"]["eps"])
+    for arch in SMOKE["grid"]["architectures"]:
+        gain = _robust(metrics, arch, "pgd_at", eps) - _robust(metrics, arch, "standard", eps)
+        assert gain >= 10.0, f"{arch}: PGD-AT gains only {gain:.1f} points at eps {eps}"
+
+
+def test_clat_trains_only_the_selected_layers(dvc_run):
+    from safetensors.torch import load_file
+
+    repo = dvc_run["repo"]
+    clat_runs = [r for r in RUNS if r.endswith("+clat")]
+    assert clat_runs
+    for run_name in clat_runs:
+        base_dir = repo / "models" / run_name.replace("+clat", "")
+        card = json.loads((repo / "models" / run_name / "card.json").read_text())
+        start = load_file(str(base_dir / f"epoch_{card['pretrain_epoch']}.safetensors"))
+        tuned = load_file(str(repo / "models" / run_name / "model.safetensors"))
+        table = pd.read_parquet(repo / "results" / run_name / "criticality.parquet")
+        selected = set(table[table["selected"]]["layer_name"])  # in any reselection
+        last = table[table["epoch"] == table["epoch"].max()]
+        selected_last = set(last[last["selected"]]["layer_name"])
+        assert selected and len(last) > len(selected_last)
+        trainable = 0
+        for key, before in start.items():
+            owner = key.rsplit(".", 1)[0]
+            if owner in selected_last and key.endswith((".weight", ".bias")):
+                trainable += before.numel()
+            if owner in selected:
+                continue
+            assert tuned[key].equal(before), f"{run_name}: frozen {key} changed"
+        assert any(not tuned[k].equal(start[k]) for k in start if k.rsplit(".", 1)[0] in selected)
+        assert card["trainable_params"] == trainable
+        assert card["trainable_params"] < card["params"]

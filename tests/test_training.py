@@ -251,3 +251,19 @@ def test_ema_weights_are_validated_and_kept(tmp_path):
     for name, value in model.state_dict().items():
         assert torch.equal(value, seen[2][name]), name  # the model ends with the EMA weights
     assert not torch.equal(model.net.classifier[1].weight, plain.net.classifier[1].weight)
+
+
+@pytest.mark.parametrize("name", ["trades", "mart", "fast_at", "awp"])
+def test_every_technique_trains_with_channels_last_and_bf16(name):
+    config = TrainConfig(**{**CONFIG, "epochs": 1, "amp": "bf16", "channels_last": True})
+    params = {"eps": 0.1} if name == "fast_at" else {"eps": 0.1, "steps": 1}
+    history = fit(
+        _model(),
+        _data(32, 0),
+        _data(30, 1),
+        build_technique(name, **params),
+        config,
+        0,
+        progress=False,
+    )
+    assert all(math.isfinite(history[0][k]) for k in ("train_loss", "train_adv_accuracy"))

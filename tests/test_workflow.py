@@ -60,7 +60,12 @@ def test_dry_run_plans_every_job_of_the_grid(preset, tmp_path):
     grid = config["grid"]
     runs = len(grid["datasets"]) * len(grid["architectures"]) * len(grid["techniques"])
     jobs = _jobs(proc.stdout + proc.stderr)
-    assert jobs["train"] == runs
+    clat = [t for t in grid["techniques"] if t.endswith("+clat")]
+    per_technique = len(grid["datasets"]) * len(grid["architectures"])
+    assert jobs.get("clat", 0) == per_technique * len(clat)
+    # X+clat starts from X's run: X is trained once, whether or not the grid lists it
+    trained = {t.removesuffix("+clat") for t in grid["techniques"]}
+    assert jobs["train"] == per_technique * len(trained)
     assert jobs["attack"] == jobs["evaluate_clean"] == jobs["evaluate_natural"] == runs
     assert jobs["prepare"] == 2 * len(grid["datasets"])
     assert jobs["corrupt"] == len(grid["datasets"]) * len(config["corruptions"]["names"])
@@ -182,3 +187,26 @@ def test_missing_data_file_fails_with_instructions(tmp_path):
     assert proc.returncode != 0
     assert "nowhere" in proc.stderr and "dataset-fashion-mnist" in proc.stderr
     assert not Path(tmp_path / "out.parquet").exists()
+
+
+def test_sweep_variants_join_the_grid_reproducibly(tmp_path):
+    from robustlab.models.sweep import sample_architectures
+
+    repo = copy_repo(tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    space = {"base": "wrn", "depths": [[1, 2], [1], [1]], "widths": [[1, 2], [1], [1]],
+             "image_size": [20, 28]}
+    params["sweeps"] = {"tiny_wrn": {"space": space, "count": 3, "seed": 5}}
+    params["architectures"]["my_wrn"] = {"arch": "wrn", "depth": 10, "widen_factor": 1}
+    params["grid"]["architectures"] = ["my_wrn"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run(["snakemake", "-n", "--cores", "1", "-p"], repo)
+    text = proc.stdout + proc.stderr
+    variants = sample_architectures(space, 3, seed=5)
+    for name in [*variants, "my_wrn"]:
+        assert f"models/fashion_mnist/{name}/standard/model.safetensors" in text
+    # the registered base is built, the grid entry names the run
+    assert "--arch wrn --arch-name my_wrn" in text
+    runs = len(variants) + 1
+    trained = {t.removesuffix("+clat") for t in params["grid"]["techniques"]}
+    assert _jobs(text)["train"] == runs * len(trained)

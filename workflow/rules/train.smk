@@ -47,6 +47,7 @@ rule clat:
         pretrained=lambda w: f"models/{w.dataset}/{w.arch}/{clat_base(w.technique)}/model.safetensors",
         code=stage("clat"),
     params:
+        arch=lambda w: arch_base(w.arch),
         base=lambda w: clat_base(w.technique),
         init_epoch=lambda w: pretrain_epochs(w.technique),
         clat_config=lambda w: as_json(
@@ -63,7 +64,7 @@ rule clat:
         "logs/clat/{dataset}/{arch}/{technique}.log",
     shell:
         "python -m stages.clat --train {input.train} --dataset {wildcards.dataset}"
-        " --arch {wildcards.arch} --init-dir $(dirname {input.pretrained})"
+        " --arch {params.arch} --init-dir $(dirname {input.pretrained})"
         " --init-epoch {params.init_epoch} --pretrain-technique {params.base}"
         " --clat-config '{params.clat_config}' --train-config '{params.train_config}'"
         " --val-size {params.val_size} --seed {params.seed} --threads {threads}"

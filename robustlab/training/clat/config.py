@@ -38,6 +38,7 @@ class ClatConfig:
     warmup_epochs: float = 0.0
     criticality_batch: int = 64
     freeze_bn_stats: bool = True
+    select_from: str = "all"  # all | conv
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.reselect_every < 1 or self.criticality_batch < 1:
@@ -51,6 +52,8 @@ class ClatConfig:
                 f"clat needs eps in (0, 1], steps >= 1, step_size > 0; got {self.eps}, "
                 f"{self.steps}, {self.step_size}"
             )
+        if self.select_from not in ("all", "conv"):
+            raise ValueError(f"clat select_from must be all or conv, not {self.select_from!r}")
         if self.k <= 0 or self.lam < 0 or self.lr <= 0:
             raise ValueError(
                 f"clat needs k > 0, lam >= 0, lr > 0; got {self.k}, {self.lam}, {self.lr}"

@@ -85,9 +85,13 @@ def layer_count(k: float, n_layers: int) -> int:
     return count
 
 
-def top_k(criticality: Sequence[float], count: int) -> list[int]:
-    """0-based positions of the ``count`` largest indices, largest first (ties: earlier layer)."""
-    ranked = sorted(range(len(criticality)), key=lambda i: (-criticality[i], i))
+def top_k(
+    criticality: Sequence[float], count: int, eligible: Sequence[int] | None = None
+) -> list[int]:
+    """0-based positions of the ``count`` largest indices among ``eligible`` positions (all by
+    default), largest first (ties: earlier layer)."""
+    pool = range(len(criticality)) if eligible is None else eligible
+    ranked = sorted(pool, key=lambda i: (-criticality[i], i))
     return ranked[:count]
 
 
@@ -97,17 +101,19 @@ def select_layers(
     count: int,
     previous: Sequence[int] | None,
     generator: torch.Generator | None = None,
+    eligible: Sequence[int] | None = None,
 ) -> list[int]:
-    """0-based positions of the layers to fine-tune.
+    """0-based positions of the layers to fine-tune, drawn from ``eligible`` (default: all).
 
     dynamic: the top ``count`` by criticality, every time; static: the first selection is kept;
     random: ``count`` layers drawn uniformly (by ``generator``) every time, in forward order.
     """
     if mode not in SELECTIONS:
         raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, not {mode!r}")
+    pool = list(range(len(criticality)) if eligible is None else eligible)
     if mode == "static" and previous is not None:
         return list(previous)
     if mode == "random":
-        drawn = torch.randperm(len(criticality), generator=generator)[:count]
-        return sorted(int(i) for i in drawn)
-    return top_k(criticality, count)
+        drawn = torch.randperm(len(pool), generator=generator)[:count]
+        return sorted(pool[int(i)] for i in drawn)
+    return top_k(criticality, count, pool)

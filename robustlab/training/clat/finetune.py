@@ -109,7 +109,14 @@ def fit_clat(
     xc, yc = criticality_batch(train, clat.criticality_batch, seed)
     xc, yc = xc.to(device, memory_format=fmt), yc.to(device)
     layers = forward_order_layers(model, xc)
-    count = layer_count(clat.k, len(layers))
+    eligible = [
+        i
+        for i, layer in enumerate(layers)
+        if clat.select_from == "all" or isinstance(layer.module, nn.Conv2d)
+    ]
+    if not eligible:
+        raise ValueError(f"no layer to select from ({clat.select_from!r}) in this model")
+    count = layer_count(clat.k, len(eligible))
     identity = fingerprint(
         {"config": config, "clat": clat, "seed": seed, "epoch_offset": epoch_offset},
         contents={
@@ -150,7 +157,7 @@ def fit_clat(
                 generator,
             )
             selection = select_layers(
-                clat.selection, criticality, count, state["selection"], generator
+                clat.selection, criticality, count, state["selection"], generator, eligible
             )
             state["selection"], state["criticality"] = selection, criticality
             state["rows"] += [
