@@ -194,8 +194,12 @@ def test_sweep_variants_join_the_grid_reproducibly(tmp_path):
 
     repo = copy_repo(tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    space = {"base": "wrn", "depths": [[1, 2], [1], [1]], "widths": [[1, 2], [1], [1]],
-             "image_size": [20, 28]}
+    space = {
+        "base": "wrn",
+        "depths": [[1, 2], [1], [1]],
+        "widths": [[1, 2], [1], [1]],
+        "image_size": [20, 28],
+    }
     params["sweeps"] = {"tiny_wrn": {"space": space, "count": 3, "seed": 5}}
     params["architectures"]["my_wrn"] = {"arch": "wrn", "depth": 10, "widen_factor": 1}
     params["grid"]["architectures"] = ["my_wrn"]
