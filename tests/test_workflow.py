@@ -147,7 +147,7 @@ def test_bad_params_fail_before_any_job_naming_the_key(case, tmp_path):
     text = proc.stdout + proc.stderr
     for fragment in expected:
         assert fragment in text, f"{fragment!r} missing from:\n{text[-3000:]}"
-    assert not (repo / "data").exists() and not (repo / "models").exists()
+    assert not (repo / "data/prepared").exists() and not (repo / "models").exists()
 
 
 def test_dataset_in_grid_without_its_entry_is_named(tmp_path):
