@@ -18,10 +18,8 @@ import torch
 from robustlab.data.images import read_images
 from robustlab.evaluation import attack_examples, predict
 from robustlab.io import write_frame
-from robustlab.models.store import load_model
 from robustlab.noise.adversarial import build_attack
-from robustlab.seeding import default_device
-from stages.common import derived_seed, json_object, set_threads
+from stages.common import derived_seed, json_object, load_eval_model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,14 +41,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    set_threads(args.threads)
     for eps in args.eps:
         if not 0 <= eps <= 1:
             parser.error(f"--eps {eps}: budgets are in pixel scale and must lie in [0, 1]")
     attacks = {name: build_attack(name, **params) for name, params in args.attacks.items()}
 
-    device = default_device()
-    model = load_model(args.model_dir / "model.safetensors").to(device)
+    model, device = load_eval_model(args.model_dir, args.threads)
     data = read_images(args.test)
     x, y = data.tensors()
     clean = predict(model, x, device=device, batch_size=args.batch_size).numpy()

@@ -1,13 +1,20 @@
-"""Helpers shared by the stage CLIs (argument types, thread settings, versions)."""
+"""Helpers shared by the stage CLIs: argument types, threads, versions, reading inputs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
+
+from robustlab.io import read_frame
+from robustlab.metrics.table import validate_metrics_frame
+from robustlab.models.store import load_model
+from robustlab.seeding import default_device
 
 
 def json_object(text: str) -> dict[str, Any]:
@@ -51,3 +58,35 @@ def derived_seed(seed: int, *parts: object) -> int:
 
     key = "/".join(str(p) for p in (seed, *parts))
     return zlib.crc32(key.encode())
+
+
+def read_cards(paths: list[Path]) -> list[dict[str, Any]]:
+    """Model cards; the error names a missing file or key."""
+    cards = []
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: missing; it is written by stages.train")
+        card = json.loads(path.read_text())
+        for key in ("arch", "family"):
+            if key not in card:
+                raise ValueError(f"{path}: lacks key {key!r}; rerun stages.train for this run")
+        # a named variant (sweeps, architectures: entries with `arch`) appears under its name
+        cards.append({**card, "arch": card.get("arch_name", card["arch"])})
+    return cards
+
+
+def read_metrics(path: Path) -> pd.DataFrame:
+    """``results/metrics.parquet``, checked against the contract; the error names the file."""
+    frame = read_frame(path)
+    try:
+        validate_metrics_frame(frame)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}; rerun stages.aggregate") from err
+    return frame
+
+
+def load_eval_model(model_dir: Path, threads: int) -> tuple[torch.nn.Module, torch.device]:
+    """The trained model of ``model_dir`` in eval mode on the default device, and that device."""
+    set_threads(threads)
+    device = default_device()
+    return load_model(model_dir / "model.safetensors").to(device), device

@@ -15,9 +15,7 @@ import pandas as pd
 from robustlab.data.images import read_images
 from robustlab.evaluation import predict
 from robustlab.io import write_frame
-from robustlab.models.store import load_model
-from robustlab.seeding import default_device
-from stages.common import set_threads
+from stages.common import load_eval_model
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,10 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    set_threads(args.threads)
 
-    device = default_device()
-    model = load_model(args.model_dir / "model.safetensors").to(device)
+    model, device = load_eval_model(args.model_dir, args.threads)
     frames = []
     for path in args.noisy:
         data = read_images(path)

@@ -17,12 +17,10 @@ from pathlib import Path
 
 import matplotlib
 
-from robustlab.io import atomic_path, read_frame
-from robustlab.metrics.table import validate_metrics_frame
+from robustlab.io import atomic_path
 from robustlab.report.figures import FIGURE_NAMES, arch_families_from_cards
 from robustlab.report.html import render_report
-from stages.common import library_versions
-from stages.figures import read_cards
+from stages.common import library_versions, read_cards, read_metrics
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,11 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--title", default="robustlab report")
     args = parser.parse_args(argv)
 
-    frame = read_frame(args.metrics)
-    try:
-        validate_metrics_frame(frame)
-    except ValueError as err:
-        raise ValueError(f"{args.metrics}: {err}; rerun stages.aggregate") from err
+    frame = read_metrics(args.metrics)
     figures = {}
     for name in FIGURE_NAMES:
         path = args.figures_dir / name
