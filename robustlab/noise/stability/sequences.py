@@ -17,7 +17,8 @@ from robustlab.noise.stability import ops
 from robustlab.noise.stability.tables import TABLE, Parameters, schedule
 from robustlab.registry import Registry
 
-Builder = Callable[[np.ndarray, np.ndarray, Sequence[np.random.Generator] | None], np.ndarray]
+Generators = Sequence[np.random.Generator] | None
+Builder = Callable[[np.ndarray, np.ndarray, Generators], np.ndarray]
 FrameOp = Callable[[np.ndarray, float], np.ndarray]  # uint8 N x H x W x C, parameter -> uint8
 NoiseDraw = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]  # float frames
 
@@ -47,8 +48,10 @@ def _register(name: str, build: Builder) -> None:
 def _noise_builder(draw: NoiseDraw) -> Builder:
     """Frame 0 clean, frames 1..L-1 independent draws of ``draw`` (same parameter)."""
 
-    def build(images: np.ndarray, magnitudes: np.ndarray, rngs) -> np.ndarray:
+    def build(images: np.ndarray, magnitudes: np.ndarray, rngs: Generators) -> np.ndarray:
         n, length = len(images), len(magnitudes)
+        if rngs is None or len(rngs) != n:
+            raise ValueError("a noise perturbation needs one generator per image")
         out = np.empty((n, length, *images.shape[1:]), np.uint8)
         out[:, 0] = images
         frames = np.broadcast_to(ops.to_float(images)[:, None], out[:, 1:].shape)
@@ -62,7 +65,7 @@ def _noise_builder(draw: NoiseDraw) -> Builder:
 def _frame_builder(op: FrameOp, identity: float | None) -> Builder:
     """Frame j = ``op(images, magnitudes[j])``; a magnitude equal to ``identity`` copies."""
 
-    def build(images: np.ndarray, magnitudes: np.ndarray, rngs) -> np.ndarray:
+    def build(images: np.ndarray, magnitudes: np.ndarray, rngs: Generators) -> np.ndarray:
         out = np.empty((len(images), len(magnitudes), *images.shape[1:]), np.uint8)
         for j, m in enumerate(magnitudes):
             out[:, j] = images if identity is not None and m == identity else op(images, float(m))
@@ -87,7 +90,7 @@ def _tilt(images: np.ndarray, angle: float) -> np.ndarray:
     return ops.perspective(images, ops.tilt_homography(angle, images.shape[1], images.shape[2]))
 
 
-def _zoom_blur(images: np.ndarray, magnitudes: np.ndarray, rngs) -> np.ndarray:
+def _zoom_blur(images: np.ndarray, magnitudes: np.ndarray, rngs: Generators) -> np.ndarray:
     """Frame j = mean of the image zoomed in by magnitudes[0..j] (ImageNet-P's running average)."""
     _, h, w, _ = images.shape
     out = np.empty((len(images), len(magnitudes), *images.shape[1:]), np.uint8)
