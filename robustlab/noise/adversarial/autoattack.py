@@ -199,14 +199,17 @@ def autoattack_flags(
     seed: int = 0,
     *,
     norm: str = "linf",
-    attacks: Sequence[str] = ("apgd-ce", "square"),
+    attacks: Sequence[str] = ("apgd-ce", "apgd-dlr", "square"),
     n_queries: int = 1000,
 ) -> list[str]:
     """Names of pyautoattack's checks that fire on ``(x, y)`` at ``eps`` (sorted; empty when
-    all pass), from one seeded custom run of ``attacks`` with Square limited to
-    ``n_queries`` (the randomness, logits, dynamic and class-count checks run before any
-    attack; zero gradients need an APGD attack; Square beating white-box needs Square after
-    one). The caller puts the model in eval mode."""
+    all pass), from one seeded custom run of ``attacks`` with Square limited to ``n_queries``.
+
+    The randomness, logits, dynamic and class-count checks run before any attack;
+    pyautoattack checks for zero gradients only inside its DLR-loss attacks (apgd-dlr,
+    apgd-t), and Square beating the white-box attacks needs Square after one of them. The
+    caller puts the model in eval mode.
+    """
     attack = AutoAttack(
         version="custom", attacks=tuple(attacks), norm=norm, seed=seed, n_queries=n_queries
     )
