@@ -191,7 +191,8 @@ def test_checks_that_fire_are_reported_by_name(wrap, flag):
 
 def test_a_dynamic_model_does_not_leave_its_flag_on_later_models():
     x, y = _data(8)
-    assert "dynamic" in autoattack_flags(InputStepDefence(_model()).eval(), x, y, 0.05, 0, n_queries=5)
+    dynamic = InputStepDefence(_model()).eval()
+    assert "dynamic" in autoattack_flags(dynamic, x, y, 0.05, 0, n_queries=5)
     assert "dynamic" not in autoattack_flags(_model(), x, y, 0.05, 0, n_queries=5)
 
 
