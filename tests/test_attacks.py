@@ -261,7 +261,7 @@ def test_early_stop_keeps_the_first_fooling_iterate():
     for i in range(len(x)):
         hits = fooled[:, i].nonzero()
         k = int(hits[0]) if len(hits) else steps
-        assert torch.allclose(x_stop[i], trajectory[k][i], atol=1e-6), i
+        assert torch.equal(x_stop[i], trajectory[k][i]), i
     assert bool(fooled.any(0).sum() > 0)
 
 

@@ -13,8 +13,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from robustlab.noise.adversarial.losses import Loss
-from robustlab.noise.adversarial.norms import _per_example, project_linf
+from robustlab.noise.adversarial.losses import Loss, batch_objective
+from robustlab.noise.adversarial.norms import per_example_view, project_linf
 
 #: ``step(x_adv, grad, alpha, rows) -> moved point``; ``rows`` are the positions of the
 #: examples in the attacked batch (None: all of them), for steps that keep per-example state.
@@ -32,7 +32,7 @@ def l2_step(x_adv: torch.Tensor, grad: torch.Tensor, alpha: float, rows=None) ->
     """L2 steepest ascent: ``alpha`` along the gradient scaled to unit L2 norm (a zero gradient
     does not move)."""
     size = torch.linalg.vector_norm(grad.flatten(1), dim=1)
-    return x_adv + alpha * grad / _per_example(size + 1e-12, grad)
+    return x_adv + alpha * grad / per_example_view(size + 1e-12, grad)
 
 
 class SparseL1Step:
@@ -69,7 +69,7 @@ class MomentumStep:
 
     def __call__(self, x_adv: torch.Tensor, grad: torch.Tensor, alpha: float, rows=None):
         size = grad.abs().flatten(1).sum(1)
-        normalised = grad / _per_example(size.clamp_min(1e-12), grad)
+        normalised = grad / per_example_view(size.clamp_min(1e-12), grad)
         if rows is None:
             self.momentum = self.decay * self.momentum + normalised
             g = self.momentum
@@ -91,19 +91,23 @@ def gradient_ascent(
     step: Step,
     project: Projection,
     early_stop: bool = False,
+    count: int | None = None,
 ) -> torch.Tensor:
     """``steps`` ascent steps on ``loss`` from ``start``, each projected into the ball.
 
-    Without ``early_stop``: per step, one forward and one backward pass over the batch (the
-    textbook loop, bit for bit). With ``early_stop``: the logits of each forward pass also tell
-    which iterates already fool the model; those examples keep that iterate and leave the
-    batch (a stronger and cheaper variant: an example once fooled stays fooled).
+    The objective is the sum of the per-example losses divided by ``count`` (default: the
+    batch size, i.e. the batch mean). Without ``early_stop``: per step, one forward and one
+    backward pass over the batch (the textbook loop, bit for bit). With ``early_stop``: the
+    logits of each forward pass also tell which iterates already fool the model; those
+    examples keep that iterate and leave the batch (a stronger and cheaper variant: an example
+    once fooled stays fooled).
     """
+    count = len(x) if count is None else count
     if not early_stop:
         x_adv = start
         for _ in range(steps):
             z = x_adv.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(loss.batch(model(z), y), z)
+            (grad,) = torch.autograd.grad(batch_objective(loss, model(z), y, count), z)
             x_adv = project(step(x_adv.detach(), grad, alpha, None), x, eps)
         return x_adv
     out = start.detach().clone()
@@ -115,7 +119,7 @@ def gradient_ascent(
         if standing.numel() == 0:
             break
         ys = y[active[standing]]
-        (grad,) = torch.autograd.grad(loss.batch(logits[standing], ys), z)
+        (grad,) = torch.autograd.grad(batch_objective(loss, logits[standing], ys, count), z)
         active = active[standing]
         moved = step(z.detach()[standing], grad[standing], alpha, active)
         out[active] = project(moved, x[active], eps)

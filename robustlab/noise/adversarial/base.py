@@ -95,19 +95,26 @@ class WhiteBoxAttack(Attack):
     def __post_init__(self) -> None:
         self._flag("skip_misclassified")
 
-    def _craft(self, model, x, y, eps, generator) -> torch.Tensor:
+    def _rows_to_attack(self, model: nn.Module, x, y) -> torch.Tensor | None:
+        """Positions of the clean-correct points with ``skip_misclassified``, else None (all)."""
         if not self.skip_misclassified:
-            return self.perturb(model, x, y, eps, generator)
+            return None
         with torch.no_grad():
-            correct = model(x).argmax(1) == y
+            return (model(x).argmax(1) == y).nonzero().squeeze(1)
+
+    def _craft(self, model, x, y, eps, generator) -> torch.Tensor:
+        keep = self._rows_to_attack(model, x, y)
+        if keep is None:
+            return self.perturb(model, x, y, eps, generator, len(x))
         out = x.clone()
-        if bool(correct.any()):
-            keep = correct.nonzero().squeeze(1)
-            out[keep] = self.perturb(model, x[keep], y[keep], eps, generator).to(out.dtype)
+        if keep.numel():
+            x_adv = self.perturb(model, x[keep], y[keep], eps, generator, len(x))
+            out[keep] = x_adv.to(out.dtype)
         return out
 
-    def perturb(self, model, x, y, eps, generator) -> torch.Tensor:
-        """Adversarial examples for every point of ``(x, y)`` (eps > 0)."""
+    def perturb(self, model, x, y, eps, generator, count: int) -> torch.Tensor:
+        """Adversarial examples for every point of ``(x, y)`` (eps > 0); ``count`` is the size
+        of the batch the attack was called on (the losses' normaliser, see ``losses``)."""
         raise NotImplementedError
 
 

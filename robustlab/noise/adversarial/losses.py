@@ -1,12 +1,26 @@
-"""Losses the gradient attacks ascend: cross-entropy and the Carlini-Wagner margin."""
+"""Losses the gradient attacks ascend: cross-entropy and the Carlini-Wagner margin.
+
+Each loss gives per-example values; an attack ascends their sum divided by the size of the
+batch it was called on (``count``). For the whole batch that is the batch mean, with exactly
+the gradients of ``F.cross_entropy(logits, y)`` (the textbook loop's); for a subset (skipped or
+already fooled examples left out) each example keeps the gradient it would get in the whole
+batch, so its trajectory does not depend on which other examples are still attacked.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch.nn import functional as F
+
+#: ``loss(logits, y) -> per-example values`` (shape N)
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example cross-entropy."""
+    return F.cross_entropy(logits, y, reduction="none")
 
 
 def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -16,20 +30,9 @@ def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return others.amax(1) - true
 
 
-@dataclass(frozen=True)
-class Loss:
-    """A batch loss to ascend (``batch``: logits, labels -> scalar) and its per-example
-    values (``per_example``), used to rank restarts."""
-
-    batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    per_example: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+LOSSES: dict[str, Loss] = {"ce": cross_entropy, "cw": cw_margin}
 
 
-LOSSES = {
-    # the batch mean, exactly as the textbook loop computes it (bit-identical gradients)
-    "ce": Loss(
-        lambda z, y: F.cross_entropy(z, y),
-        lambda z, y: F.cross_entropy(z, y, reduction="none"),
-    ),
-    "cw": Loss(lambda z, y: cw_margin(z, y).mean(), cw_margin),
-}
+def batch_objective(loss: Loss, logits: torch.Tensor, y: torch.Tensor, count: int) -> torch.Tensor:
+    """The scalar to ascend: per-example losses summed and divided by ``count``."""
+    return loss(logits, y).sum() / count

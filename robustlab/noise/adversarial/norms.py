@@ -17,7 +17,7 @@ def _check_norm(norm: str) -> None:
         raise ValueError(f"unknown norm {norm!r}; known: {', '.join(NORMS)}")
 
 
-def _per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def per_example_view(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Shape N values as N x 1 x ... x 1, to broadcast against ``like``."""
     return values.view(-1, *([1] * (like.dim() - 1)))
 
@@ -55,7 +55,7 @@ def project_l2(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor
     delta = x_adv - x
     size = torch.linalg.vector_norm(delta.flatten(1), dim=1)
     factor = torch.clamp(eps / (size + 1e-12), max=1.0)
-    return torch.clamp(x + delta * _per_example(factor, delta), min=0.0, max=1.0)
+    return torch.clamp(x + delta * per_example_view(factor, delta), min=0.0, max=1.0)
 
 
 def l1_ball_projection(delta: torch.Tensor, eps: float) -> torch.Tensor:
@@ -147,7 +147,7 @@ def enforce_budget(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) 
         if out is x_adv:
             out = x_adv.clone()
         factor = (eps / size[over] * (1 - 2.0**-20)).to(x.dtype)
-        delta = (out[over] - x[over]) * _per_example(factor, x[over])
+        delta = (out[over] - x[over]) * per_example_view(factor, x[over])
         out[over] = torch.clamp(x[over] + delta, min=0.0, max=1.0)
     over = perturbation_norm(out, x, norm) > eps
     out[over] = x[over]

@@ -21,7 +21,7 @@ from robustlab.noise.adversarial.ascent import (
     sign_step,
 )
 from robustlab.noise.adversarial.base import ATTACKS, WhiteBoxAttack
-from robustlab.noise.adversarial.losses import LOSSES
+from robustlab.noise.adversarial.losses import LOSSES, batch_objective, cross_entropy
 from robustlab.noise.adversarial.norms import (
     PROJECTIONS,
     enforce_budget,
@@ -39,9 +39,9 @@ class FGSM(WhiteBoxAttack):
     name = "fgsm"
     norm = "linf"
 
-    def perturb(self, model, x, y, eps, generator) -> torch.Tensor:
+    def perturb(self, model, x, y, eps, generator, count) -> torch.Tensor:
         z = x.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(LOSSES["ce"].batch(model(z), y), z)
+        (grad,) = torch.autograd.grad(batch_objective(cross_entropy, model(z), y, count), z)
         return project_linf(x + eps * grad.sign(), x, eps)
 
 
@@ -78,13 +78,13 @@ class PGD(WhiteBoxAttack):
     def _start(self, x: torch.Tensor, eps: float, generator) -> torch.Tensor:
         return random_in_ball(x, eps, self.norm, generator) if self.random_start else x.clone()
 
-    def _run(self, model: nn.Module, x, y, eps: float, generator) -> torch.Tensor:
-        """One attack run from a (random) start."""
+    def _run(self, model: nn.Module, x, y, start, eps: float, count: int) -> torch.Tensor:
+        """One attack run from ``start``; ``count`` normalises the loss (see ``losses``)."""
         x_adv = gradient_ascent(
             model,
             x,
             y,
-            self._start(x, eps, generator),
+            start,
             eps,
             self.steps,
             self.step_size * eps,
@@ -92,34 +92,42 @@ class PGD(WhiteBoxAttack):
             self._step(x),
             PROJECTIONS[self.norm],
             self.early_stop,
+            count,
         )
         if self.norm != "linf":  # float rounding may leave an L1/L2 size a few ulps over eps
             x_adv = enforce_budget(x_adv.detach(), x, eps, self.norm)
-        return x_adv
+        return x_adv.detach()
 
-    def perturb(self, model, x, y, eps, generator) -> torch.Tensor:
-        best = self._run(model, x, y, eps, generator).detach()
-        if self.restarts == 1:
-            return best  # no forward pass spent on checking which examples fooled
-        per_example = LOSSES[self.loss].per_example
-        with torch.no_grad():
-            logits = model(best)
-            fooled = logits.argmax(1) != y
-            score = per_example(logits, y)
-        for _ in range(self.restarts - 1):
-            todo = (~fooled).nonzero().squeeze(1)
+    def _craft(self, model, x, y, eps, generator) -> torch.Tensor:
+        """Every restart draws its start for the whole batch, so an example's start does not
+        depend on which other examples are skipped, fooled or still attacked."""
+        todo = self._rows_to_attack(model, x, y)
+        if todo is None and self.restarts == 1:  # the textbook loop, nothing else
+            return self._run(model, x, y, self._start(x, eps, generator), eps, len(x))
+        if todo is None:
+            todo = torch.arange(len(x), device=x.device)
+        best = x.clone()
+        fooled = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        score = torch.full((len(x),), float("-inf"), device=x.device)
+        per_example = LOSSES[self.loss]
+        for restart in range(self.restarts):
+            start = self._start(x, eps, generator)
             if todo.numel() == 0:
-                break
-            candidate = self._run(model, x[todo], y[todo], eps, generator).detach()
+                continue  # keep drawing: the generator ends in the same state either way
+            candidate = self._run(model, x[todo], y[todo], start[todo], eps, len(x))
+            if self.restarts == 1:
+                best[todo] = candidate
+                break  # no forward pass spent on checking which examples fooled
             with torch.no_grad():
                 logits = model(candidate)
                 now_fooled = logits.argmax(1) != y[todo]
-                now_score = per_example(logits, y[todo])
-            better = now_fooled | (now_score > score[todo])
+                now_score = per_example(logits, y[todo]).to(score.dtype)
+            better = now_fooled | (now_score > score[todo]) | (restart == 0)
             rows = todo[better]
             best[rows] = candidate[better]
             score[rows] = now_score[better]
             fooled[rows] = now_fooled[better]
+            todo = todo[~fooled[todo]]
         return best
 
 
@@ -202,7 +210,7 @@ class PGDL1(PGD):
     steps: int = 20
     step_size: float = 0.075
     random_start: bool = False
-    sparsity: float = 0.95
+    sparsity: float = 0.99
 
     def __post_init__(self) -> None:
         super().__post_init__()
