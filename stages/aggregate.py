@@ -1,9 +1,10 @@
 """Aggregate stored per-example outcomes of every run into the tidy metrics table.
 
 Reads, per run ``dataset/arch/technique``: ``{results-dir}/{run}/clean.parquet``,
-``adversarial.parquet``, ``natural.parquet`` and ``{models-dir}/{run}/card.json``,
-``history.parquet``. Writes ``results/metrics.parquet`` (DESIGN's contract) and
-``reports/metrics.json`` (DVC metrics), both atomically.
+``adversarial/{attack}.parquet`` for every ``--attack``, ``natural.parquet``, ``transfer.parquet``
+(when ``--out-transfer`` is given) and ``{models-dir}/{run}/card.json``, ``history.parquet``.
+Writes ``results/metrics.parquet`` (DESIGN's contract), ``reports/metrics.json`` (DVC metrics)
+and ``results/transfer.parquet`` (transfer ASR of every source -> target pair), atomically.
 
 A ``--baseline dataset=arch/technique`` names the run whose errors normalise mCE for that
 dataset; it must be one of the ``--run`` values (so Snakemake sees its files as inputs),
@@ -20,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustlab.io import read_frame, write_json
+from robustlab.io import read_frame, write_frame, write_json
 from robustlab.metrics.table import (
     RunOutcomes,
     finalize_metrics,
@@ -28,10 +29,14 @@ from robustlab.metrics.table import (
     run_metrics,
     write_metrics,
 )
+from robustlab.metrics.transfer import finalize_transfer, transfer_asr
 
 WRITERS = {
     "clean.parquet": "stages.evaluate_clean",
-    "adversarial.parquet": "stages.attack",
+    "adversarial": "stages.attack",
+    "transfer.parquet": "stages.transfer",
+    "stability.parquet": "stages.evaluate_images (rule evaluate_stability)",
+    "system.parquet": "stages.evaluate_images (rule evaluate_system)",
     "natural.parquet": "stages.evaluate_natural",
     "card.json": "stages.train",
     "history.parquet": "stages.train",
@@ -60,19 +65,44 @@ def parse_baseline(text: str) -> tuple[str, tuple[str, str]]:
 def _require(path: Path) -> Path:
     if not path.exists():
         raise FileNotFoundError(
-            f"{path}: missing; it is written by {WRITERS[path.name]} (run that rule first)"
+            f"{path}: missing; it is written by "
+            f"{WRITERS.get(path.name, WRITERS.get(path.parent.name, 'the pipeline'))}"
+            " (run that rule first)"
         )
     return path
 
 
-def read_outcomes(results_dir: Path, run: tuple[str, str, str]) -> RunOutcomes:
-    """The three per-example outcome tables of one run."""
+def read_outcomes(
+    results_dir: Path,
+    run: tuple[str, str, str],
+    attacks: list[str],
+    stability: bool = False,
+    system: bool = False,
+) -> RunOutcomes:
+    """The per-example outcome tables of one run (every attack's outcomes concatenated);
+    ``stability`` / ``system``: also read the perturbation and system-noise outcomes."""
     folder = results_dir.joinpath(*run)
+    adversarial = [
+        read_frame(_require(folder / "adversarial" / f"{name}.parquet")) for name in attacks
+    ]
     return RunOutcomes(
         clean=read_frame(_require(folder / "clean.parquet")),
-        adversarial=read_frame(_require(folder / "adversarial.parquet")),
+        adversarial=pd.concat(adversarial, ignore_index=True) if adversarial else pd.DataFrame(),
         natural=read_frame(_require(folder / "natural.parquet")),
+        stability=read_frame(_require(folder / "stability.parquet")) if stability else None,
+        system=read_frame(_require(folder / "system.parquet")) if system else None,
     )
+
+
+def transfer_rows(results_dir: Path, runs: list[tuple[str, str, str]]) -> pd.DataFrame:
+    """``results/transfer.parquet`` rows of every target run."""
+    frames = []
+    for run in runs:
+        folder = results_dir.joinpath(*run)
+        outcomes = read_frame(_require(folder / "transfer.parquet"))
+        clean = read_frame(_require(folder / "clean.parquet"))
+        frames.append(transfer_asr(*run, outcomes, clean))
+    return finalize_transfer(frames)
 
 
 def read_card(models_dir: Path, run: tuple[str, str, str]) -> dict[str, Any]:
@@ -90,11 +120,14 @@ def aggregate(
     models_dir: Path,
     runs: list[tuple[str, str, str]],
     baselines: dict[str, tuple[str, str]],
+    attacks: list[str],
+    stability: bool = False,
+    system: bool = False,
 ) -> pd.DataFrame:
     """The validated, sorted metrics table of ``runs``."""
     if len(set(runs)) != len(runs):
         raise ValueError("--run: a run is listed twice")
-    outcomes = {run: read_outcomes(results_dir, run) for run in runs}
+    outcomes = {run: read_outcomes(results_dir, run, attacks, stability, system) for run in runs}
     for dataset, (arch, technique) in sorted(baselines.items()):
         if (dataset, arch, technique) not in outcomes:
             print(
@@ -126,21 +159,39 @@ def main(argv: list[str] | None = None) -> None:
         "--run", type=parse_run, action="append", required=True, help="dataset/arch/technique"
     )
     parser.add_argument(
+        "--attack", action="append", default=[], help="an attack whose outcomes to read"
+    )
+    parser.add_argument(
         "--baseline",
         type=parse_baseline,
         action="append",
         default=[],
         help="dataset=arch/technique normalising mCE for that dataset",
     )
+    parser.add_argument(
+        "--stability", action="store_true", help="read each run's stability.parquet"
+    )
+    parser.add_argument("--system", action="store_true", help="read each run's system.parquet")
     parser.add_argument("--out-metrics", type=Path, required=True)
     parser.add_argument("--out-json", type=Path, required=True)
+    parser.add_argument("--out-transfer", type=Path, default=None, help="results/transfer.parquet")
     args = parser.parse_args(argv)
     baselines: dict[str, tuple[str, str]] = {}
     for dataset, model in args.baseline:
         if baselines.get(dataset, model) != model:
             parser.error(f"--baseline: two baselines for dataset {dataset!r}")
         baselines[dataset] = model
-    frame = aggregate(args.results_dir, args.models_dir, args.run, baselines)
+    frame = aggregate(
+        args.results_dir,
+        args.models_dir,
+        args.run,
+        baselines,
+        args.attack,
+        stability=args.stability,
+        system=args.system,
+    )
+    if args.out_transfer is not None:
+        write_frame(transfer_rows(args.results_dir, args.run), args.out_transfer)
     write_metrics(frame, args.out_metrics)
     write_json(metrics_json(frame), args.out_json)
 

@@ -1,13 +1,24 @@
-"""White-box attacks on one trained model at every eps; per-example outcomes.
+"""One attack on one trained model at each of its budgets; per-example outcomes.
 
 python -m stages.attack --model-dir models/D/A/T --test data/prepared/D/test.parquet
-    --attacks '{"fgsm": {}, "pgd_linf": {"steps": 10}}' --eps 0.02 0.05 0.1 --seed 0
-    --out results/D/A/T/adversarial.parquet
+    --attack pgd_linf --attack-config '{"steps": 10, "step_size": 0.25}'
+    --level 1 --eps 0.02 --level 2 --eps 0.05 --level 3 --eps 0.1 [--points 100]
+    --seed 0 --out results/D/A/T/adversarial/pgd_linf.parquet
+
+Columns: attack, norm, level, eps, index, label, clean_prediction, prediction, correct,
+perturbation (size of x_adv - x in the attack's norm), pixel_min, pixel_max (range of x_adv),
+forward_passes, backward_passes (model passes in examples spent on this (attack, eps), the same
+on every row of the group). Attacks that run their own checks (AutoAttack, Square through
+pyautoattack) store the flags raised as JSON under the table's ``attack_flags`` metadata key.
+
+The eps levels are positions in the dataset's list of budgets for the attack's norm, so attacks
+of different norms line up by level.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -18,43 +29,88 @@ import torch
 from robustlab.data.images import read_images
 from robustlab.evaluation import attack_examples, predict
 from robustlab.io import write_frame
-from robustlab.noise.adversarial import build_attack
-from stages.common import derived_seed, json_object, load_eval_model
+from robustlab.noise.adversarial import build_attack, count_passes
+from robustlab.noise.norms import perturbation_norms
+from stages.common import derived_seed, evaluation_points, json_object, load_eval_model, points_arg
+
+
+def outcome_frame(
+    name: str,
+    norm: str,
+    level: int,
+    eps: float,
+    index: np.ndarray,
+    labels: np.ndarray,
+    clean: np.ndarray,
+    x: torch.Tensor,
+    x_adv: torch.Tensor,
+    prediction: np.ndarray,
+    passes: tuple[int, int],
+) -> pd.DataFrame:
+    """Per-example outcomes of one (attack, eps) in the column layout of the module docstring."""
+    n = len(index)
+    flat = x_adv.flatten(1)
+    return pd.DataFrame(
+        {
+            "attack": name,
+            "norm": norm,
+            "level": np.full(n, level, dtype=np.int16),
+            "eps": float(eps),
+            "index": index.astype(np.int64),
+            "label": labels.astype(np.int16),
+            "clean_prediction": clean.astype(np.int16),
+            "prediction": prediction.astype(np.int16),
+            "correct": prediction == labels,
+            "perturbation": perturbation_norms(x_adv, x, norm).numpy(),
+            "pixel_min": flat.amin(1).double().numpy() if n else np.zeros(0),
+            "pixel_max": flat.amax(1).double().numpy() if n else np.zeros(0),
+            "forward_passes": np.full(n, passes[0], dtype=np.int64),
+            "backward_passes": np.full(n, passes[1], dtype=np.int64),
+        }
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stages.attack", description=__doc__)
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--test", required=True, help="prepared test table (Parquet)")
+    parser.add_argument("--attack", required=True, help="attack registry name")
+    parser.add_argument("--attack-config", type=json_object, default={}, help="JSON parameters")
+    parser.add_argument("--level", type=int, action="append", required=True)
     parser.add_argument(
-        "--attacks",
-        required=True,
-        type=json_object,
-        help="JSON object: attack name -> its parameters",
+        "--eps", type=float, action="append", required=True, help="budget of each --level"
     )
-    parser.add_argument(
-        "--eps", required=True, type=float, nargs="+", help="L-inf budgets in pixel scale [0, 1]"
-    )
+    parser.add_argument("--points", type=points_arg, default=None, help="images attacked, or all")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if len(args.level) != len(args.eps):
+        parser.error("give one --eps per --level")
     for eps in args.eps:
-        if not 0 <= eps <= 1:
-            parser.error(f"--eps {eps}: budgets are in pixel scale and must lie in [0, 1]")
-    attacks = {name: build_attack(name, **params) for name, params in args.attacks.items()}
+        if eps < 0:
+            parser.error(f"--eps {eps}: budgets must be non-negative")
+    try:
+        attack = build_attack(args.attack, **args.attack_config)
+    except (KeyError, TypeError, ValueError) as err:
+        raise SystemExit(f"stages.attack: --attack {args.attack}: {err}") from None
+    if attack.norm == "linf" and any(eps > 1 for eps in args.eps):
+        parser.error("--eps: L-inf budgets are in pixel scale and must lie in [0, 1]")
 
     model, device = load_eval_model(args.model_dir, args.threads)
     data = read_images(args.test)
+    rows = evaluation_points(data.labels, args.points, args.seed)
     x, y = data.tensors()
+    x, y = x[rows], y[rows]
+    index, labels = data.index[rows], data.labels[rows]
     clean = predict(model, x, device=device, batch_size=args.batch_size).numpy()
 
     frames = []
-    for name, attack in attacks.items():
-        for eps in args.eps:
-            generator = torch.Generator().manual_seed(derived_seed(args.seed, name, eps))
+    for level, eps in zip(args.level, args.eps, strict=True):
+        generator = torch.Generator().manual_seed(derived_seed(args.seed, args.attack, eps))
+        with count_passes(model) as passes:
             x_adv = attack_examples(
                 model,
                 x,
@@ -65,29 +121,35 @@ def main(argv: list[str] | None = None) -> None:
                 device,
                 args.batch_size,
                 progress=not args.no_progress,
-                desc=f"{name} eps={eps:g}",
+                desc=f"{args.attack} eps={eps:g}",
             )
-            prediction = predict(model, x_adv, device=device, batch_size=args.batch_size).numpy()
-            linf = (x_adv - x).abs().flatten(1).amax(1).numpy() if len(x) else np.zeros(0)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "attack": name,
-                        "eps": float(eps),
-                        "index": data.index.astype(np.int64),
-                        "label": data.labels.astype(np.int16),
-                        "clean_prediction": clean.astype(np.int16),
-                        "prediction": prediction.astype(np.int16),
-                        "correct": prediction == data.labels,
-                        "linf": linf.astype(np.float32),
-                    }
-                )
+        prediction = predict(model, x_adv, device=device, batch_size=args.batch_size).numpy()
+        frames.append(
+            outcome_frame(
+                args.attack,
+                attack.norm,
+                level,
+                eps,
+                index,
+                labels,
+                clean,
+                x,
+                x_adv,
+                prediction,
+                (passes.forward, passes.backward),
             )
-            accuracy = 100.0 * float(np.mean(prediction == data.labels))
-            print(
-                f"{args.model_dir}: {name} eps={eps:g} accuracy {accuracy:.1f} %", file=sys.stderr
-            )
-    write_frame(pd.concat(frames, ignore_index=True), args.out)
+        )
+        accuracy = 100.0 * float(np.mean(prediction == labels)) if len(labels) else float("nan")
+        print(
+            f"{args.model_dir}: {args.attack} eps={eps:g} accuracy {accuracy:.1f} % "
+            f"({passes.forward} forward, {passes.backward} backward passes)",
+            file=sys.stderr,
+        )
+    # pyautoattack's own checks (randomness, softmax outputs, zero gradients, ...) fire inside
+    # the attack; they travel with the outcomes as table metadata for the sanity stage
+    flags = getattr(attack, "flags", None)
+    metadata = {"attack_flags": json.dumps(flags, sort_keys=True)} if flags is not None else None
+    write_frame(pd.concat(frames, ignore_index=True), args.out, metadata=metadata)
 
 
 if __name__ == "__main__":

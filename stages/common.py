@@ -90,3 +90,34 @@ def load_eval_model(model_dir: Path, threads: int) -> tuple[torch.nn.Module, tor
     set_threads(threads)
     device = default_device()
     return load_model(model_dir / "model.safetensors").to(device), device
+
+
+def evaluation_points(labels, points: int | None, seed: int):
+    """Row positions of the test images an evaluation uses: all, or a class-stratified subset.
+
+    The subset depends only on ``seed`` and ``points``, so every attack and every model with the
+    same setting sees the same images (their outcomes can be compared image by image).
+    """
+    import numpy as np
+
+    from robustlab.data.subset import stratified_subset
+
+    labels = np.asarray(labels)
+    if points is None or points >= len(labels):
+        return np.arange(len(labels), dtype=np.int64)
+    return stratified_subset(labels, points, derived_seed(seed, "evaluation-points"))
+
+
+def points_arg(text: str) -> int | None:
+    """argparse type: a positive number of images, or ``all``."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'all', got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}")
+    return value

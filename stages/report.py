@@ -17,7 +17,7 @@ from pathlib import Path
 
 import matplotlib
 
-from robustlab.io import atomic_path
+from robustlab.io import atomic_path, read_frame
 from robustlab.report.figures import FIGURE_NAMES, arch_families_from_cards
 from robustlab.report.html import render_report
 from stages.common import library_versions, read_cards, read_metrics
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params-hash", default=None)
     parser.add_argument("--params-file", type=Path, default=None)
     parser.add_argument("--title", default="robustlab report")
+    parser.add_argument("--sanity", type=Path, default=None, help="results/sanity.parquet")
+    parser.add_argument("--transfer", type=Path, default=None, help="results/transfer.parquet")
     args = parser.parse_args(argv)
 
     frame = read_metrics(args.metrics)
@@ -55,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         provenance["params file"] = args.params_file.name
         provenance["params file sha256"] = hashlib.sha256(raw).hexdigest()
         params_text = raw.decode("utf-8", errors="replace")
+    robust = frame[(frame["family"] == "adversarial") & (frame["metric"] == "robust_accuracy")]
+    for (dataset, attack), group in robust.groupby(["dataset", "noise"], sort=True):
+        eps = ", ".join(f"{e:g}" for e in sorted(group["level"].unique()))
+        points = ", ".join(str(n) for n in sorted(group["n"].unique()))
+        provenance[f"attack {attack} ({dataset})"] = f"eps {eps} on {points} test images"
     versions = {**library_versions(), "matplotlib": matplotlib.__version__}
     page = render_report(
         frame,
@@ -64,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
         provenance=provenance,
         params_text=params_text,
         title=args.title,
+        sanity=read_frame(args.sanity) if args.sanity is not None else None,
+        transfer=read_frame(args.transfer) if args.transfer is not None else None,
     )
     with atomic_path(args.out) as tmp:
         tmp.write_text(page, encoding="utf-8")

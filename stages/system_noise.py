@@ -26,7 +26,11 @@ from stages.perturb import add_subset_arguments, select_images
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stages.system_noise", description=__doc__)
     parser.add_argument("--input", required=True, type=Path, help="prepared image table (Parquet)")
-    parser.add_argument("--stored-size", required=True, type=int, help="side of the stored image")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--stored-size", type=int, help="side of the stored image")
+    size.add_argument(
+        "--stored-scale", type=float, help="side of the stored image as a multiple of the input's"
+    )
     parser.add_argument("--format", required=True, choices=FORMATS, help="storage encoding")
     parser.add_argument("--quality", type=int, default=75, help="JPEG quality 1-100")
     parser.add_argument("--grid", choices=GRIDS, default="sweep")
@@ -39,12 +43,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     prog = "stages.system_noise"
-    if args.stored_size < 1:
+    if args.stored_size is not None and args.stored_size < 1:
         raise SystemExit(f"{prog}: --stored-size must be >= 1, got {args.stored_size}")
+    if args.stored_scale is not None and args.stored_scale < 1:
+        raise SystemExit(f"{prog}: --stored-scale must be >= 1, got {args.stored_scale}")
     if args.format == "jpeg" and not 1 <= args.quality <= 100:
         raise SystemExit(f"{prog}: --quality must be in 1-100, got {args.quality}")
 
     data = select_images(read_images(args.input), args.max_images, args.subset, args.seed, prog)
+    if args.stored_size is None:
+        args.stored_size = int(round(args.stored_scale * max(data.images.shape[1:3])))
     try:
         variants, images = system_noise(
             data.images, args.stored_size, args.format, args.quality, args.grid

@@ -147,15 +147,16 @@ def sanity_rows(
     zero = probes[probes["attack"] == "eps_zero"]
     if len(zero):
         merged = zero.merge(clean[["index", "correct"]], on="index", suffixes=("", "_clean"))
-        p_zero, n = _acc(merged)
-        p_clean = 100.0 * float(merged["correct_clean"].astype(bool).mean()) if n else math.nan
+        n = len(merged)
+        k_zero = int(merged["correct"].astype(bool).sum())
+        k_clean = int(merged["correct_clean"].astype(bool).sum())
         rows.append(
             _row(
                 "eps_zero_reproduces_clean",
-                abs(p_zero - p_clean) == 0.0,
-                abs(p_zero - p_clean),
+                k_zero == k_clean,
+                100.0 * abs(k_zero - k_clean) / max(n, 1),
                 0.0,
-                f"{reference} at eps 0: {p_zero:.2f} % vs clean {p_clean:.2f} % on {n} images",
+                f"{reference} at eps 0: {k_zero} vs clean {k_clean} of {n} images correct",
             )
         )
     rows += budget_rows(pd.concat([adv, probes], ignore_index=True))

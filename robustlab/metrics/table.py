@@ -22,8 +22,10 @@ import pyarrow as pa
 
 from robustlab.io import write_table
 from robustlab.metrics.accuracy import clean_accuracy
-from robustlab.metrics.adversarial import attack_metrics, worst_case_metrics
+from robustlab.metrics.adversarial import attack_metrics, cost_metrics, worst_case_metrics
 from robustlab.metrics.natural import corruption_metrics, normalised_metrics
+from robustlab.metrics.stability import flip_probability_metrics, flip_rate_metrics
+from robustlab.metrics.system import system_metrics
 
 METRICS_COLUMNS = [
     "dataset",
@@ -54,6 +56,8 @@ class RunOutcomes:
     clean: pd.DataFrame
     adversarial: pd.DataFrame
     natural: pd.DataFrame
+    stability: pd.DataFrame | None = None
+    system: pd.DataFrame | None = None
 
 
 def _part(
@@ -106,12 +110,21 @@ def run_metrics(
         _part("clean", [("", math.nan, "accuracy", acc, n)]),
         _part("adversarial", attack_metrics(outcomes.adversarial)),
         _part("adversarial", worst_case_metrics(outcomes.adversarial)),
+        _part("adversarial", cost_metrics(outcomes.adversarial)),
         _part("natural", corruption_metrics(outcomes.natural)),
     ]
+    if outcomes.stability is not None:
+        parts.append(_part("natural", flip_probability_metrics(outcomes.stability)))
+    if outcomes.system is not None:
+        parts.append(_part("system", system_metrics(outcomes.system)))
     if baseline is not None:
         base_acc, _ = clean_accuracy(baseline.clean)
         normalised = normalised_metrics(outcomes.natural, acc, baseline.natural, base_acc)
         parts.append(_part("natural", normalised))
+        if outcomes.stability is not None and baseline.stability is not None:
+            parts.append(
+                _part("natural", flip_rate_metrics(outcomes.stability, baseline.stability))
+            )
     if card is not None:
         parts.append(complexity_rows(card))
     if history is not None:

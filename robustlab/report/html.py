@@ -41,6 +41,8 @@ table.sortable th{cursor:pointer}
 th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
 td.text,th.text{text-align:left}
+p.fail{color:#b00020;font-weight:600}
+p.pass{color:#1b5e20}
 .scroll{overflow-x:auto}
 figure{margin:1em 0}
 figure img{max-width:100%;border:1px solid #ddd}
@@ -209,6 +211,69 @@ def corruption_tables(frame: pd.DataFrame) -> str:
     return "\n".join(parts) if parts else "<p>No natural-corruption results.</p>"
 
 
+def sanity_section(sanity: pd.DataFrame | None) -> str:
+    """Summary and per-check table of the evaluation sanity checks; failures first."""
+    if sanity is None or sanity.empty:
+        return "<p>No sanity checks were computed (results/sanity.parquet is absent).</p>"
+    failed = sanity[~sanity["passed"].astype(bool)]
+    summary = (
+        f"<p class=fail>{len(failed)} of {len(sanity)} checks FAILED; the numbers they guard "
+        "should not be trusted until the cause is found.</p>"
+        if len(failed)
+        else f"<p class=pass>All {len(sanity)} checks passed.</p>"
+    )
+    ordered = pd.concat([failed, sanity[sanity["passed"].astype(bool)]])
+    header = ["dataset", "arch", "technique", "check", "result", "value", "bound", "what"]
+    rows = [
+        [
+            _text(str(r.dataset)),
+            _text(str(r.arch)),
+            _text(str(r.technique)),
+            _text(str(r.check)),
+            _text("pass" if r.passed else "FAIL"),
+            (f"{r.value:.4g}", repr(float(r.value)), False),
+            (f"{r.threshold:.4g}", repr(float(r.threshold)), False),
+            _text(str(r.detail)),
+        ]
+        for r in ordered.itertuples(index=False)
+    ]
+    return summary + _table(header, rows, sortable=True, text_cols=5)
+
+
+def transfer_section(transfer: pd.DataFrame | None) -> str:
+    """Transfer ASR per (attack, eps): source rows x target columns."""
+    if transfer is None or transfer.empty:
+        return "<p>No transfer results.</p>"
+    parts = []
+    for (dataset, attack, eps), group in transfer.groupby(["dataset", "attack", "eps"], sort=True):
+        group = group.assign(
+            source=group["source_arch"] + "/" + group["source_technique"],
+            target=group["target_arch"] + "/" + group["target_technique"],
+        )
+        targets = sorted(set(group["target"]))
+        values = {(r.source, r.target): r.asr for r in group.itertuples(index=False)}
+        rows = [
+            [_text(source), *(_num(values.get((source, t))) for t in targets)]
+            for source in sorted(set(group["source"]))
+        ]
+        parts.append(
+            f"<h3>{escape(f'{dataset}: {attack} at eps {format_level(eps)}')}</h3>"
+            + _table(["source → target", *targets], rows, sortable=False, text_cols=1)
+        )
+    return "\n".join(parts)
+
+
+def sanity_status(sanity: pd.DataFrame | None) -> dict[tuple[str, str, str], str]:
+    """``passed/total`` of the sanity checks per run, for the leaderboard."""
+    if sanity is None or sanity.empty:
+        return {}
+    out = {}
+    for run, group in sanity.groupby(["dataset", "arch", "technique"], sort=True):
+        ok = int(group["passed"].astype(bool).sum())
+        out[tuple(map(str, run))] = f"{ok}/{len(group)} passed"
+    return out
+
+
 def render_report(
     frame: pd.DataFrame,
     figures: Mapping[str, bytes],
@@ -217,10 +282,17 @@ def render_report(
     provenance: Mapping[str, str] | None = None,
     params_text: str | None = None,
     title: str = "robustlab report",
+    sanity: pd.DataFrame | None = None,
+    transfer: pd.DataFrame | None = None,
 ) -> str:
     """The whole page as a string. ``figures`` maps file name -> PNG bytes (shown in order),
-    ``provenance`` holds e.g. git revision and params hash, ``params_text`` the params file."""
+    ``provenance`` holds e.g. git revision and params hash, ``params_text`` the params file,
+    ``sanity`` and ``transfer`` the tables of results/sanity.parquet and transfer.parquet."""
     header, rows = leaderboard(frame, arch_families)
+    status = sanity_status(sanity)
+    if status:
+        header = [*header, "sanity checks"]
+        rows = [[*row, _text(status.get(tuple(c[0] for c in row[:3]), "none"))] for row in rows]
     datasets = sorted(set(frame["dataset"].astype(str)))
     n_runs = len(rows)
     figure_html = []
@@ -261,6 +333,12 @@ corruption error (RobustART); mCE and relative mCE are normalised by the dataset
 (Hendrycks &amp; Dietterich). Click a column header to sort.</p>
 <h2>Leaderboard</h2>
 {_table(header, rows, sortable=True, text_cols=4)}
+<h2>Evaluation sanity checks</h2>
+{sanity_section(sanity)}
+<h2>Transfer attack success rate (%)</h2>
+<p>Among images both the source and the target classify correctly, the share whose adversarial
+example crafted on the source fools the target (RobustART). The diagonal is white-box.</p>
+{transfer_section(transfer)}
 <h2>Figures</h2>
 {"".join(figure_html) or "<p>No figures.</p>"}
 <h2>Accuracy per corruption and severity (%)</h2>

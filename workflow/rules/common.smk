@@ -117,6 +117,7 @@ DATASETS = config["grid"]["datasets"]
 ARCHS = config["grid"]["architectures"]
 TECHNIQUES = config["grid"]["techniques"]
 CORRUPTIONS = config["corruptions"]["names"]
+PERTURBATIONS = config["perturbations"]["names"]
 SEED = config["seed"]
 THREADS = config["threads_per_job"]
 RUNS = [f"{d}/{a}/{t}" for d in DATASETS for a in ARCHS for t in TECHNIQUES]
@@ -140,7 +141,9 @@ wildcard_constraints:
     dataset=one_of(DATASETS),
     arch=one_of(ARCHS),
     technique=one_of(set(TECHNIQUES) | set(TRAINED_TECHNIQUES)),
-    corruption="[a-z_]+",
+    corruption=one_of(CORRUPTIONS),
+    perturbation=one_of(PERTURBATIONS),
+    attack=one_of(config["attacks"]),
     split="train|test",
 
 
@@ -165,6 +168,138 @@ def model_files(w):
         "card": f"models/{w.dataset}/{w.arch}/{w.technique}/card.json",
     }
 
+
+# Norm of every attack the workflow can run (the library's `attack.norm`; tests/test_workflow.py
+# keeps the two in sync). AutoAttack and Square take theirs from their `norm` parameter.
+ATTACK_NORMS = {
+    "fgsm": "linf",
+    "pgd_linf": "linf",
+    "cw_linf": "linf",
+    "mim": "linf",
+    "pgd_l2": "l2",
+    "ddn": "l2",
+    "pgd_l1": "l1",
+}
+EPS_KEYS = {"linf": "eps", "l2": "eps_l2", "l1": "eps_l1"}
+# Keys of an attacks: entry that configure the evaluation, not the attack itself.
+EVALUATION_KEYS = ("levels", "points")
+ATTACKS = list(config["attacks"])
+
+
+def attack_norm(name):
+    """linf, l2 or l1: the norm whose eps levels an attack of attacks: runs at."""
+    params = config["attacks"][name]
+    if name in ATTACK_NORMS:
+        return ATTACK_NORMS[name]
+    return str(params.get("norm", "Linf")).lower()
+
+
+def attack_config(name):
+    """Constructor parameters of an attack (its evaluation keys removed)."""
+    return {k: v for k, v in config["attacks"][name].items() if k not in EVALUATION_KEYS}
+
+
+def select_levels(levels, eps_list):
+    """(level, eps) pairs of a `levels` setting: all, largest, or 1-based positions."""
+    pairs = list(enumerate((float(e) for e in eps_list), start=1))
+    if levels in (None, "all"):
+        return pairs
+    if levels == "largest":
+        return pairs[-1:]
+    return [pairs[i - 1] for i in levels]
+
+
+def attack_levels(dataset, name):
+    """(level, eps) pairs an attack runs at on a dataset."""
+    eps_list = config["datasets"][dataset][EPS_KEYS[attack_norm(name)]]
+    return select_levels(config["attacks"][name].get("levels"), eps_list)
+
+
+def level_args(pairs):
+    """--level/--eps arguments of (level, eps) pairs."""
+    return " ".join(f"--level {level} --eps {eps!r}" for level, eps in pairs)
+
+
+def points_option(points):
+    """--max-images of a stage that keeps a class-stratified subset of the test images."""
+    return "" if points is None else f"--max-images {points} --subset stratified"
+
+
+def system_stored_size():
+    """--stored-size or --stored-scale of the system-noise stage."""
+    settings = config["system_noise"]
+    if settings.get("stored_size") is not None:
+        return f"--stored-size {settings['stored_size']}"
+    return f"--stored-scale {settings.get('stored_scale', 2.0)!r}"
+
+
+def dataset_runs(dataset):
+    """The runs (dataset/arch/technique) of one dataset."""
+    return [f"{dataset}/{a}/{t}" for a in ARCHS for t in TECHNIQUES]
+
+
+# The white-box attack whose outcomes the sanity checks compare against (eps 0, more steps).
+SANITY_REFERENCE = "pgd_linf"
+
+
+def transfer_pairs(dataset):
+    """(attack, level, eps) the transfer examples are crafted at on a dataset."""
+    settings = config["transfer"]
+    eps_list = config["datasets"][dataset]["eps"]
+    return [
+        (name, level, eps)
+        for name in settings["attacks"]
+        for level, eps in select_levels(settings.get("levels"), eps_list)
+    ]
+
+
+def validate_attack_config(config):
+    """Cross-key checks of attacks: and transfer: that the schema cannot express."""
+    problems = []
+    for dataset in config["grid"]["datasets"]:
+        entry = config["datasets"][dataset]
+        for name in config["attacks"]:
+            key = EPS_KEYS.get(attack_norm(name))
+            if key is None:
+                problems.append(f"  attacks.{name}.norm: must be Linf, L2 or L1")
+                continue
+            if key not in entry:
+                problems.append(
+                    f"  datasets.{dataset}.{key}: missing; attacks.{name} is an "
+                    f"{attack_norm(name)} attack and runs at the {key} levels of every dataset"
+                )
+                continue
+            levels = config["attacks"][name].get("levels")
+            if isinstance(levels, list) and any(not 1 <= i <= len(entry[key]) for i in levels):
+                problems.append(
+                    f"  attacks.{name}.levels: {levels} has a position outside 1..{len(entry[key])} "
+                    f"(the number of datasets.{dataset}.{key} values)"
+                )
+        for key in ("eps_l2", "eps_l1"):
+            if key in entry and len(entry[key]) != len(entry["eps"]):
+                problems.append(
+                    f"  datasets.{dataset}.{key}: {len(entry[key])} values but eps has "
+                    f"{len(entry['eps'])}; every norm needs one budget per level"
+                )
+    if SANITY_REFERENCE not in config["attacks"]:
+        problems.append(
+            f"  attacks: {SANITY_REFERENCE} is missing; the evaluation sanity checks compare "
+            f"against it (eps 0, more steps and restarts, random noise, a very large eps)"
+        )
+    for i, name in enumerate(config["transfer"]["attacks"]):
+        if name not in config["attacks"]:
+            problems.append(
+                f"  transfer.attacks.{i}: {name!r} is not configured under attacks: "
+                f"(configured: {', '.join(config['attacks'])})"
+            )
+        elif attack_norm(name) != "linf":
+            problems.append(f"  transfer.attacks.{i}: {name!r} is not an L-inf attack")
+    if problems:
+        listing = "\n".join(problems)
+        raise ValueError(f"invalid configuration (params.yaml and --configfile presets):\n{listing}")
+
+
+validate_attack_config(config)
 
 FIGURE_NAMES = [
     "accuracy_by_noise_family",

@@ -35,3 +35,41 @@ rule corrupt:
     shell:
         "python -m stages.corrupt --input {input.test} --corruption {wildcards.corruption}"
         " --severities {params.severities} --seed {params.seed} --out {output} 2> {log}"
+
+
+rule perturb:
+    output:
+        "data/noisy/{dataset}/perturbation/{perturbation}.parquet",
+    input:
+        test="data/prepared/{dataset}/test.parquet",
+        code=stage("perturb"),
+    params:
+        length=config["perturbations"]["length"],
+        points=lambda w: points_option(config["perturbations"].get("points")),
+        seed=SEED,
+    log:
+        "logs/perturb/{dataset}/{perturbation}.log",
+    shell:
+        "python -m stages.perturb --input {input.test} --perturbation {wildcards.perturbation}"
+        " --length {params.length} --seed {params.seed} {params.points} --out {output} 2> {log}"
+
+
+rule system_noise:
+    output:
+        "data/noisy/{dataset}/system.parquet",
+    input:
+        test="data/prepared/{dataset}/test.parquet",
+        code=stage("system_noise"),
+    params:
+        stored_size=system_stored_size(),
+        format=config["system_noise"]["format"],
+        quality=config["system_noise"]["quality"],
+        grid=config["system_noise"]["grid"],
+        points=lambda w: points_option(config["system_noise"].get("points")),
+        seed=SEED,
+    log:
+        "logs/system_noise/{dataset}.log",
+    shell:
+        "python -m stages.system_noise --input {input.test} {params.stored_size}"
+        " --format {params.format} --quality {params.quality} --grid {params.grid}"
+        " --seed {params.seed} {params.points} --out {output} 2> {log}"

@@ -1,5 +1,6 @@
-# Evaluation of each trained model: clean, adversarial, natural. Per-example outcomes only;
-# metrics are computed from them by the aggregate rule.
+# Evaluation of each trained model: clean, adversarial (one job per attack), transfer, natural,
+# and the sanity probes. Per-example outcomes only; metrics are computed from them by the
+# aggregate rule, and the evaluation sanity checks by the sanity rule.
 
 
 rule evaluate_clean:
@@ -21,23 +22,95 @@ rule evaluate_clean:
 
 rule attack:
     output:
-        "results/{dataset}/{arch}/{technique}/adversarial.parquet",
+        "results/{dataset}/{arch}/{technique}/adversarial/{attack}.parquet",
     input:
         unpack(model_files),
         test="data/prepared/{dataset}/test.parquet",
         code=stage("attack"),
     params:
-        attacks=as_json(config["attacks"]),
+        attack_config=lambda w: as_json(attack_config(w.attack)),
+        levels=lambda w: level_args(attack_levels(w.dataset, w.attack)),
+        points=lambda w: config["attacks"][w.attack].get("points") or "all",
+        batch_size=config["evaluation"]["batch_size"],
+        seed=SEED,
+    threads: THREADS or 1
+    log:
+        "logs/attack/{dataset}/{arch}/{technique}/{attack}.log",
+    shell:
+        "python -m stages.attack --model-dir $(dirname {input.weights}) --test {input.test}"
+        " --attack {wildcards.attack} --attack-config '{params.attack_config}' {params.levels}"
+        " --points {params.points} --seed {params.seed} --batch-size {params.batch_size}"
+        " --threads {threads} --out {output} 2> {log}"
+
+
+rule craft_transfer:
+    output:
+        "results/{dataset}/{arch}/{technique}/transfer_examples.safetensors",
+    input:
+        unpack(model_files),
+        test="data/prepared/{dataset}/test.parquet",
+        code=stage("craft_transfer"),
+    params:
+        attacks=lambda w: as_json(
+            {name: attack_config(name) for name in config["transfer"]["attacks"]}
+        ),
+        crafts=lambda w: " ".join(
+            f"--craft {name}:{level}:{eps!r}" for name, level, eps in transfer_pairs(w.dataset)
+        ),
+        points=config["transfer"].get("points") or "all",
+        batch_size=config["evaluation"]["batch_size"],
+        seed=SEED,
+    threads: THREADS or 1
+    log:
+        "logs/craft_transfer/{dataset}/{arch}/{technique}.log",
+    shell:
+        "python -m stages.craft_transfer --model-dir $(dirname {input.weights}) --test {input.test}"
+        " --attacks '{params.attacks}' {params.crafts} --points {params.points}"
+        " --seed {params.seed} --batch-size {params.batch_size} --threads {threads}"
+        " --out {output} 2> {log}"
+
+
+rule transfer:
+    output:
+        "results/{dataset}/{arch}/{technique}/transfer.parquet",
+    input:
+        unpack(model_files),
+        sources=lambda w: expand(
+            "results/{run}/transfer_examples.safetensors", run=dataset_runs(w.dataset)
+        ),
+        code=stage("transfer"),
+    params:
+        batch_size=config["evaluation"]["batch_size"],
+    threads: THREADS or 1
+    log:
+        "logs/transfer/{dataset}/{arch}/{technique}.log",
+    shell:
+        "python -m stages.transfer --model-dir $(dirname {input.weights}) --examples {input.sources}"
+        " --batch-size {params.batch_size} --threads {threads} --out {output} 2> {log}"
+
+
+rule probe:
+    output:
+        outcomes="results/{dataset}/{arch}/{technique}/probes.parquet",
+        model="results/{dataset}/{arch}/{technique}/probes.json",
+    input:
+        unpack(model_files),
+        test="data/prepared/{dataset}/test.parquet",
+        code=stage("probe"),
+    params:
+        reference=lambda w: as_json(attack_config(SANITY_REFERENCE)),
+        settings=as_json(config["sanity"]),
         eps=lambda w: " ".join(repr(float(e)) for e in dataset_params(w)["eps"]),
         batch_size=config["evaluation"]["batch_size"],
         seed=SEED,
     threads: THREADS or 1
     log:
-        "logs/attack/{dataset}/{arch}/{technique}.log",
+        "logs/probe/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.attack --model-dir $(dirname {input.weights}) --test {input.test}"
-        " --attacks '{params.attacks}' --eps {params.eps} --seed {params.seed}"
-        " --batch-size {params.batch_size} --threads {threads} --out {output} 2> {log}"
+        "python -m stages.probe --model-dir $(dirname {input.weights}) --test {input.test}"
+        " --reference '{params.reference}' --settings '{params.settings}' --eps {params.eps}"
+        " --seed {params.seed} --batch-size {params.batch_size} --threads {threads}"
+        " --out {output.outcomes} --out-model {output.model} 2> {log}"
 
 
 rule evaluate_natural:
@@ -56,3 +129,41 @@ rule evaluate_natural:
         "python -m stages.evaluate_natural --model-dir $(dirname {input.weights})"
         " --noisy {input.noisy} --batch-size {params.batch_size} --threads {threads}"
         " --out {output} 2> {log}"
+
+
+rule evaluate_stability:
+    output:
+        "results/{dataset}/{arch}/{technique}/stability.parquet",
+    input:
+        unpack(model_files),
+        noisy=expand(
+            "data/noisy/{{dataset}}/perturbation/{perturbation}.parquet", perturbation=PERTURBATIONS
+        ),
+        code=stage("evaluate_images"),
+    params:
+        batch_size=config["evaluation"]["batch_size"],
+    threads: THREADS or 1
+    log:
+        "logs/evaluate_stability/{dataset}/{arch}/{technique}.log",
+    shell:
+        "python -m stages.evaluate_images --model-dir $(dirname {input.weights})"
+        " --noisy {input.noisy} --batch-size {params.batch_size} --threads {threads}"
+        " --no-progress --out {output} 2> {log}"
+
+
+rule evaluate_system:
+    output:
+        "results/{dataset}/{arch}/{technique}/system.parquet",
+    input:
+        unpack(model_files),
+        noisy="data/noisy/{dataset}/system.parquet",
+        code=stage("evaluate_images"),
+    params:
+        batch_size=config["evaluation"]["batch_size"],
+    threads: THREADS or 1
+    log:
+        "logs/evaluate_system/{dataset}/{arch}/{technique}.log",
+    shell:
+        "python -m stages.evaluate_images --model-dir $(dirname {input.weights})"
+        " --noisy {input.noisy} --batch-size {params.batch_size} --threads {threads}"
+        " --no-progress --out {output} 2> {log}"

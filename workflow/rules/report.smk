@@ -5,18 +5,48 @@ rule aggregate:
     output:
         metrics="results/metrics.parquet",
         json="reports/metrics.json",
+        transfer="results/transfer.parquet",
     input:
-        expand("results/{run}/{kind}.parquet", run=RUNS, kind=["clean", "adversarial", "natural"]),
+        expand(
+            "results/{run}/{kind}.parquet",
+            run=RUNS,
+            kind=["clean", "natural", "transfer", "stability", "system"],
+        ),
+        expand("results/{run}/adversarial/{attack}.parquet", run=RUNS, attack=ATTACKS),
         expand("models/{run}/{name}", run=RUNS, name=["card.json", "history.parquet"]),
         code=stage("aggregate"),
     params:
         runs=" ".join(f"--run {run}" for run in RUNS),
+        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
         baseline=baseline_args(),
     log:
         "logs/aggregate.log",
     shell:
         "python -m stages.aggregate --results-dir results --models-dir models {params.runs}"
-        " {params.baseline} --out-metrics {output.metrics} --out-json {output.json} 2> {log}"
+        " {params.attacks} {params.baseline} --stability --system --out-metrics {output.metrics}"
+        " --out-json {output.json} --out-transfer {output.transfer} 2> {log}"
+
+
+rule sanity:
+    output:
+        "results/sanity.parquet",
+    input:
+        expand(
+            "results/{run}/{kind}.parquet", run=RUNS, kind=["clean", "probes", "transfer"]
+        ),
+        expand("results/{run}/probes.json", run=RUNS),
+        expand("results/{run}/adversarial/{attack}.parquet", run=RUNS, attack=ATTACKS),
+        code=stage("sanity"),
+    params:
+        runs=" ".join(f"--run {run}" for run in RUNS),
+        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
+        settings=as_json(config["sanity"]),
+        reference=SANITY_REFERENCE,
+    log:
+        "logs/sanity.log",
+    shell:
+        "python -m stages.sanity --results-dir results {params.runs} {params.attacks}"
+        " --reference {params.reference} --settings '{params.settings}' --out {output} 2> {log}"
 
 
 rule figures:
@@ -46,6 +76,8 @@ rule report:
     input:
         FIGURES,
         metrics="results/metrics.parquet",
+        sanity="results/sanity.parquet",
+        transfer="results/transfer.parquet",
         cards=expand("models/{run}/card.json", run=RUNS),
         code=stage("report"),
     params:
@@ -54,6 +86,7 @@ rule report:
         "logs/report.log",
     shell:
         "python -m stages.report --metrics {input.metrics} --cards {input.cards}"
+        " --sanity {input.sanity} --transfer {input.transfer}"
         " --figures-dir reports/figures"
         " --git-revision $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
         " --params-hash {params.params_hash} --out {output} 2> {log}"
