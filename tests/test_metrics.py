@@ -313,7 +313,8 @@ def test_metrics_json_keys() -> None:
 def write_run(root: Path, dataset: str, arch: str, technique: str, nat: pd.DataFrame) -> None:
     results = root / "results" / dataset / arch / technique
     write_frame(clean_frame(CLEAN_PRED), results / "clean.parquet")
-    write_frame(ADV, results / "adversarial.parquet")
+    for attack, outcomes_of_attack in ADV.groupby("attack"):
+        write_frame(outcomes_of_attack, results / "adversarial" / f"{attack}.parquet")
     write_frame(nat, results / "natural.parquet")
     models = root / "models" / dataset / arch / technique
     write_json(
@@ -339,6 +340,10 @@ def aggregate(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         str(root / "results" / "metrics.parquet"),
         "--out-json",
         str(root / "reports" / "metrics.json"),
+        "--attack",
+        "pgd_linf",
+        "--attack",
+        "fgsm",
         *extra,
     ]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
@@ -366,3 +371,8 @@ def test_aggregate_cli(tmp_path: Path) -> None:
     done = aggregate(tmp_path)
     assert done.returncode != 0
     assert "natural.parquet" in done.stderr and "stages.evaluate_natural" in done.stderr
+
+    (tmp_path / "results" / "fm" / "a1" / "pgd_at" / "adversarial" / "fgsm.parquet").unlink()
+    done = aggregate(tmp_path)
+    assert done.returncode != 0
+    assert "fgsm.parquet" in done.stderr and "stages.attack" in done.stderr

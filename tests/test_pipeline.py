@@ -64,7 +64,14 @@ def test_metrics_table_honours_the_contract(dvc_run):
     metrics = pd.read_parquet(repo / "results/metrics.parquet")
     runs = {f"{r.dataset}/{r.arch}/{r.technique}" for r in metrics.itertuples()}
     assert runs == set(RUNS)
-    assert set(metrics["family"]) == {"clean", "adversarial", "natural", "complexity", "training"}
+    assert set(metrics["family"]) == {
+        "clean",
+        "adversarial",
+        "natural",
+        "system",
+        "complexity",
+        "training",
+    }
     test_size = SMOKE["datasets"]["fashion_mnist"]["test_size"]
     clean = metrics[metrics["family"] == "clean"]
     assert (clean["n"] == test_size).all() and clean["value"].between(0, 100).all()
@@ -75,18 +82,70 @@ def test_metrics_table_honours_the_contract(dvc_run):
     natural = metrics[(metrics["family"] == "natural") & (metrics["noise"] != "all_corruptions")]
     assert set(natural["noise"]) >= set(SMOKE["corruptions"]["names"])
     assert set(natural.dropna(subset=["level"])["level"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    flips = metrics[metrics["metric"] == "flip_probability"]
+    assert set(flips["noise"]) == set(SMOKE["perturbations"]["names"])
+    assert set(metrics.loc[metrics["metric"] == "mfr", "arch"]) == set(
+        SMOKE["grid"]["architectures"]
+    )
+    nsd = metrics[metrics["metric"] == "nsd"]
+    assert len(nsd) == len(RUNS) and (nsd["value"] <= 0).all()
 
 
 def test_per_example_outcomes_respect_the_budget(dvc_run):
+    test_size = SMOKE["datasets"]["fashion_mnist"]["test_size"]
     for name in RUNS:
-        adv = pd.read_parquet(dvc_run["repo"] / "results" / name / "adversarial.parquet")
-        assert (adv["linf"] <= adv["eps"] + 1e-6).all()
-        assert (
-            len(adv)
-            == len(SMOKE["attacks"])
-            * len(SMOKE["datasets"]["fashion_mnist"]["eps"])
-            * SMOKE["datasets"]["fashion_mnist"]["test_size"]
+        for attack, params in SMOKE["attacks"].items():
+            adv = pd.read_parquet(
+                dvc_run["repo"] / "results" / name / "adversarial" / f"{attack}.parquet"
+            )
+            assert (adv["perturbation"] <= adv["eps"] * (1 + 1e-5) + 1e-6).all(), attack
+            assert adv["pixel_min"].min() >= 0 and adv["pixel_max"].max() <= 1
+            levels = 1 if params.get("levels") == "largest" else 3
+            points = min(params.get("points") or test_size, test_size)
+            assert len(adv) == levels * points, attack
+            assert (adv["forward_passes"] > 0).all(), attack
+
+
+def test_transfer_matrix_covers_every_ordered_pair(dvc_run):
+    transfer = pd.read_parquet(dvc_run["repo"] / "results/transfer.parquet")
+    pairs = set(
+        transfer[["source_arch", "source_technique", "target_arch", "target_technique"]].itertuples(
+            index=False, name=None
         )
+    )
+    models = {tuple(r.split("/")[1:]) for r in RUNS}
+    assert pairs == {(*s, *t) for s in models for t in models}
+    assert set(transfer["attack"]) == set(SMOKE["transfer"]["attacks"])
+    assert transfer["asr"].between(0, 100).all() and (transfer["n"] > 0).all()
+
+
+def test_sanity_checks_are_stored_and_reported(dvc_run):
+    repo = dvc_run["repo"]
+    sanity = pd.read_parquet(repo / "results/sanity.parquet")
+    assert {tuple(r.split("/")) for r in RUNS} == set(
+        sanity[["dataset", "arch", "technique"]].itertuples(index=False, name=None)
+    )
+    for name in ("eps_zero_reproduces_clean", "budget_respected", "pixel_range"):
+        rows = sanity[sanity["check"] == name]
+        assert len(rows) == len(RUNS) and rows["passed"].all(), rows
+    expected = {
+        "accuracy_non_increasing_in_eps",
+        "large_eps_reaches_chance",
+        "pgd_not_weaker_than_fgsm",
+        "more_steps_not_weaker",
+        "whitebox_not_weaker_than_transfer",
+        "random_noise_weaker_than_pgd",
+        "no_zero_input_gradients",
+        "deterministic_forward",
+        "outputs_are_logits",
+        "autoattack_flags",
+        "standard_model_broken_by_pgd",
+    }
+    assert expected <= set(sanity["check"])
+    html = (repo / "reports/index.html").read_text()
+    assert "Evaluation sanity checks" in html
+    failed = sanity[~sanity["passed"]]
+    assert (f"{len(failed)} of {len(sanity)} checks FAILED" in html) == bool(len(failed))
 
 
 def test_reports_are_written(dvc_run):
@@ -134,16 +193,20 @@ def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(dvc_run):
     outputs = {p.strip() for line in planned for p in line.split(",")}
     per_run = {o for o in outputs if o.startswith(("models/", "results/fashion_mnist"))}
     assert per_run, "the change planned no job"
-    # pgd_at's runs and the CLAT runs that start from them rerun; nothing else does
+    # pgd_at's runs and the CLAT runs that start from them rerun; so does every target's
+    # transfer evaluation (it reads the examples crafted on pgd_at's models); nothing else
     changed = {r for r in RUNS if r.split("/")[2] in ("pgd_at", "pgd_at+clat")}
-    assert {"/".join(o.split("/")[1:4]) for o in per_run} == changed
+    own = {o for o in per_run if not o.endswith("/transfer.parquet")}
+    assert {"/".join(o.split("/")[1:4]) for o in own} == changed
+    assert {o for o in per_run - own} == {f"results/{r}/transfer.parquet" for r in RUNS}
     assert {"results/metrics.parquet", "reports/index.html"} <= outputs
     assert not any(o.startswith("data/") for o in outputs)
 
-    before = {r: (clone / "results" / r / "adversarial.parquet").read_bytes() for r in RUNS}
+    pgd = "adversarial/pgd_linf.parquet"
+    before = {r: (clone / "results" / r / pgd).read_bytes() for r in RUNS}
     run(["dvc", "repro"], clone)
     for r in RUNS:
-        after = (clone / "results" / r / "adversarial.parquet").read_bytes()
+        after = (clone / "results" / r / pgd).read_bytes()
         assert (after == before[r]) == (r not in changed), r
     assert "Nothing to be done" in _dry_run(clone)
 

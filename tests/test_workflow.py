@@ -11,6 +11,7 @@ import yaml
 from robustlab.models import ARCHITECTURES
 from robustlab.noise.adversarial import ATTACKS
 from robustlab.noise.natural import corruption_names
+from robustlab.noise.stability import perturbation_names
 from robustlab.training.techniques import TECHNIQUES
 from tests.pipeline_helpers import REPO, copy_repo, run
 
@@ -26,6 +27,20 @@ def test_schema_names_mirror_the_registries():
     assert sorted(defs["technique_name"]["enum"]) == sorted(bases + [f"{b}+clat" for b in bases])
     assert sorted(defs["attack_name"]["enum"]) == ATTACKS.names()
     assert sorted(defs["corruption_name"]["enum"]) == sorted(corruption_names())
+    assert sorted(defs["perturbation_name"]["enum"]) == sorted(perturbation_names())
+
+
+def test_workflow_attack_norms_mirror_the_library():
+    """common.smk's table of attack norms (read without importing torch) matches the classes."""
+    text = (REPO / "workflow/rules/common.smk").read_text()
+    table = text[text.index("ATTACK_NORMS = {") : text.index("}", text.index("ATTACK_NORMS = {"))]
+    norms = dict(re.findall(r'"(\w+)": "(\w+)"', table))
+    for name in ATTACKS.names():
+        attack = ATTACKS.get(name)()
+        if name in ("autoattack", "square"):
+            assert name not in norms  # their norm is a parameter
+            continue
+        assert norms[name] == attack.norm, name
 
 
 def _jobs(dry_run_output: str) -> dict[str, int]:
@@ -54,8 +69,9 @@ def test_dry_run_plans_every_job_of_the_grid(preset, tmp_path):
         args += ["--configfile", f"presets/{preset.name}"]
         override = yaml.safe_load(preset.read_text())
         config["grid"] = {**config["grid"], **override.get("grid", {})}
-        if "corruptions" in override:
-            config["corruptions"] = {**config["corruptions"], **override["corruptions"]}
+        for key in ("corruptions", "attacks", "perturbations"):
+            if key in override:
+                config[key] = {**config[key], **override[key]}
     proc = run(args, repo)
     grid = config["grid"]
     runs = len(grid["datasets"]) * len(grid["architectures"]) * len(grid["techniques"])
@@ -66,10 +82,15 @@ def test_dry_run_plans_every_job_of_the_grid(preset, tmp_path):
     # X+clat starts from X's run: X is trained once, whether or not the grid lists it
     trained = {t.removesuffix("+clat") for t in grid["techniques"]}
     assert jobs["train"] == per_technique * len(trained)
-    assert jobs["attack"] == jobs["evaluate_clean"] == jobs["evaluate_natural"] == runs
+    assert jobs["attack"] == runs * len(config["attacks"])
+    per_run = ["evaluate_clean", "evaluate_natural", "evaluate_stability", "evaluate_system"]
+    per_run += ["craft_transfer", "transfer", "probe"]
+    assert {rule: jobs[rule] for rule in per_run} == dict.fromkeys(per_run, runs)
     assert jobs["prepare"] == 2 * len(grid["datasets"])
     assert jobs["corrupt"] == len(grid["datasets"]) * len(config["corruptions"]["names"])
-    assert jobs["aggregate"] == jobs["figures"] == jobs["report"] == 1
+    assert jobs["perturb"] == len(grid["datasets"]) * len(config["perturbations"]["names"])
+    assert jobs["system_noise"] == len(grid["datasets"])
+    assert jobs["aggregate"] == jobs["sanity"] == jobs["figures"] == jobs["report"] == 1
 
 
 def test_lint_finds_nothing_but_the_documented_environment_notes(tmp_path):
@@ -124,6 +145,24 @@ BAD_PARAMS = [
     ("wrong type", ["train", "epochs"], "five", ["train.epochs", "'five'", "integer"]),
     ("unknown key", ["train", "epochz"], 3, ["train", "epochz", "allowed keys"]),
     (
+        "L2 budgets for fewer levels",
+        ["datasets", "fashion_mnist", "eps_l2"],
+        [0.5, 1.0],
+        ["datasets.fashion_mnist.eps_l2", "2 values but eps has 3"],
+    ),
+    (
+        "level outside the eps list",
+        ["attacks", "fgsm"],
+        {"levels": [1, 4]},
+        ["attacks.fgsm.levels", "outside 1..3"],
+    ),
+    (
+        "transfer attack not configured",
+        ["transfer", "attacks"],
+        ["fgsm", "mim"],
+        ["transfer.attacks.1", "'mim' is not configured under attacks:"],
+    ),
+    (
         "missing dataset",
         ["grid", "datasets"],
         ["fashion_mnist", "svhn"],
@@ -148,6 +187,19 @@ def test_bad_params_fail_before_any_job_naming_the_key(case, tmp_path):
     for fragment in expected:
         assert fragment in text, f"{fragment!r} missing from:\n{text[-3000:]}"
     assert not (repo / "data/prepared").exists() and not (repo / "models").exists()
+
+
+def test_l2_attack_without_l2_budgets_is_named(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["attacks"]["pgd_l2"] = {"steps": 5}
+    del params["datasets"]["fashion_mnist"]["eps_l2"]
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
+    assert proc.returncode != 0
+    assert "datasets.fashion_mnist.eps_l2: missing; attacks.pgd_l2 is an l2 attack" in (
+        proc.stdout + proc.stderr
+    )
 
 
 def test_dataset_in_grid_without_its_entry_is_named(tmp_path):
