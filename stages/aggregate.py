@@ -32,12 +32,12 @@ from robustlab.metrics.table import (
 from robustlab.metrics.transfer import finalize_transfer, transfer_asr
 
 WRITERS = {
-    "clean.parquet": "stages.evaluate_clean",
+    "clean.parquet": "stages.evaluate (rule evaluate)",
     "adversarial": "stages.attack",
     "transfer.parquet": "stages.transfer",
-    "stability.parquet": "stages.evaluate_images (rule evaluate_stability)",
-    "system.parquet": "stages.evaluate_images (rule evaluate_system)",
-    "natural.parquet": "stages.evaluate_natural",
+    "stability.parquet": "stages.evaluate (rule evaluate)",
+    "system.parquet": "stages.evaluate (rule evaluate)",
+    "natural.parquet": "stages.evaluate (rule evaluate)",
     "card.json": "stages.train",
     "history.parquet": "stages.train",
 }

@@ -82,6 +82,31 @@ def _extra_columns(paths: list[str]) -> list[str]:
     return columns
 
 
+def evaluate_tables(
+    model: torch.nn.Module,
+    device: torch.device,
+    paths: list[str],
+    batch_size: int,
+    card_path: Path,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Predictions on every row of the image tables ``paths`` (one kind of table), in the column
+    layout of the module docstring."""
+    columns = _extra_columns(paths)
+    frames = []
+    for path in paths:
+        data = read_images(path)
+        _check_shape(data, path, card_path)
+        prediction = predict_images(model, data.images, device, batch_size, progress=progress)
+        frame = pd.DataFrame({name: data.extra[name] for name in columns})
+        frame["index"] = data.index.astype(np.int64)
+        frame["label"] = data.labels.astype(np.int16)
+        frame["prediction"] = prediction.astype(np.int16)
+        frame["correct"] = prediction == data.labels
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stages.evaluate_images", description=__doc__)
     parser.add_argument("--model-dir", required=True, type=Path)
@@ -96,22 +121,17 @@ def main(argv: list[str] | None = None) -> None:
             f"stages.evaluate_images: --batch-size must be >= 1, got {args.batch_size}"
         )
 
-    columns = _extra_columns(args.noisy)
+    _extra_columns(args.noisy)  # fail on a bad table before loading the model
     model, device = load_eval_model(args.model_dir, args.threads)
-    frames = []
-    for path in args.noisy:
-        data = read_images(path)
-        _check_shape(data, path, args.model_dir / "card.json")
-        prediction = predict_images(
-            model, data.images, device, args.batch_size, progress=not args.no_progress
-        )
-        frame = pd.DataFrame({name: data.extra[name] for name in columns})
-        frame["index"] = data.index.astype(np.int64)
-        frame["label"] = data.labels.astype(np.int16)
-        frame["prediction"] = prediction.astype(np.int16)
-        frame["correct"] = prediction == data.labels
-        frames.append(frame)
-    write_frame(pd.concat(frames, ignore_index=True), args.out)
+    frame = evaluate_tables(
+        model,
+        device,
+        args.noisy,
+        args.batch_size,
+        args.model_dir / "card.json",
+        progress=not args.no_progress,
+    )
+    write_frame(frame, args.out)
 
 
 if __name__ == "__main__":

@@ -370,7 +370,7 @@ def test_aggregate_cli(tmp_path: Path) -> None:
     (tmp_path / "results" / "fm" / "a1" / "pgd_at" / "natural.parquet").unlink()
     done = aggregate(tmp_path)
     assert done.returncode != 0
-    assert "natural.parquet" in done.stderr and "stages.evaluate_natural" in done.stderr
+    assert "natural.parquet" in done.stderr and "stages.evaluate" in done.stderr
 
     (tmp_path / "results" / "fm" / "a1" / "pgd_at" / "adversarial" / "fgsm.parquet").unlink()
     done = aggregate(tmp_path)

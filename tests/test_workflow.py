@@ -82,9 +82,9 @@ def test_dry_run_plans_every_job_of_the_grid(preset, tmp_path):
     # X+clat starts from X's run: X is trained once, whether or not the grid lists it
     trained = {t.removesuffix("+clat") for t in grid["techniques"]}
     assert jobs["train"] == per_technique * len(trained)
-    assert jobs["attack"] == runs * len(config["attacks"])
-    per_run = ["evaluate_clean", "evaluate_natural", "evaluate_stability", "evaluate_system"]
-    per_run += ["craft_transfer", "transfer", "probe"]
+    attacks = [name for name, params in config["attacks"].items() if params is not None]
+    assert jobs["attack"] == runs * len(attacks)
+    per_run = ["evaluate", "craft_transfer", "transfer", "probe"]
     assert {rule: jobs[rule] for rule in per_run} == dict.fromkeys(per_run, runs)
     assert jobs["prepare"] == 2 * len(grid["datasets"])
     assert jobs["corrupt"] == len(grid["datasets"]) * len(config["corruptions"]["names"])

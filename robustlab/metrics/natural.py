@@ -36,7 +36,7 @@ def cell_accuracy(natural: pd.DataFrame) -> pd.DataFrame:
         raise ValueError(
             f"natural outcomes: image index {first['index']} appears twice for corruption "
             f"{first['corruption']!r} at severity {first['severity']}; rerun "
-            "stages.evaluate_natural for this run"
+            "stages.evaluate for this run"
         )
     cells = (
         natural.groupby(["corruption", "severity"], sort=True)["correct"]

@@ -38,7 +38,7 @@ def transfer_asr(
     if missing:
         raise ValueError(
             f"transfer outcomes name {len(missing)} image(s) absent from the target's clean "
-            f"outcomes (e.g. index {min(missing)}); rerun the target's evaluate_clean job"
+            f"outcomes (e.g. index {min(missing)}); rerun the target's evaluate job"
         )
     rows = []
     keys = ["source_arch", "source_technique", "attack", "eps"]

@@ -77,6 +77,9 @@ def arch_options(arch):
 
 def validate_config(config):
     """Check the configuration against the schema and across keys; fail naming the key."""
+    # a preset switches off an attack of params.yaml by setting its entry to null
+    if isinstance(config.get("attacks"), dict):
+        config["attacks"] = {k: v for k, v in config["attacks"].items() if v is not None}
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     validator = jsonschema.Draft202012Validator(schema)
     problems = []

@@ -3,21 +3,31 @@
 # aggregate rule, and the evaluation sanity checks by the sanity rule.
 
 
-rule evaluate_clean:
+rule evaluate:
     output:
-        "results/{dataset}/{arch}/{technique}/clean.parquet",
+        clean="results/{dataset}/{arch}/{technique}/clean.parquet",
+        natural="results/{dataset}/{arch}/{technique}/natural.parquet",
+        stability="results/{dataset}/{arch}/{technique}/stability.parquet",
+        system="results/{dataset}/{arch}/{technique}/system.parquet",
     input:
         unpack(model_files),
         test="data/prepared/{dataset}/test.parquet",
-        code=stage("evaluate_clean"),
+        corrupted=expand("data/noisy/{{dataset}}/{corruption}.parquet", corruption=CORRUPTIONS),
+        perturbed=expand(
+            "data/noisy/{{dataset}}/perturbation/{perturbation}.parquet", perturbation=PERTURBATIONS
+        ),
+        system="data/noisy/{dataset}/system.parquet",
+        code=[stage("evaluate"), stage("evaluate_images")],
     params:
         batch_size=config["evaluation"]["batch_size"],
     threads: THREADS or 1
     log:
-        "logs/evaluate_clean/{dataset}/{arch}/{technique}.log",
+        "logs/evaluate/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.evaluate_clean --model-dir $(dirname {input.weights}) --test {input.test}"
-        " --batch-size {params.batch_size} --threads {threads} --out {output} 2> {log}"
+        "python -m stages.evaluate --model-dir $(dirname {input.weights})"
+        " --table {output.clean} {input.test} --table {output.natural} {input.corrupted}"
+        " --table {output.stability} {input.perturbed} --table {output.system} {input.system}"
+        " --batch-size {params.batch_size} --threads {threads} --no-progress 2> {log}"
 
 
 rule attack:
@@ -111,59 +121,3 @@ rule probe:
         " --reference '{params.reference}' --settings '{params.settings}' --eps {params.eps}"
         " --seed {params.seed} --batch-size {params.batch_size} --threads {threads}"
         " --out {output.outcomes} --out-model {output.model} 2> {log}"
-
-
-rule evaluate_natural:
-    output:
-        "results/{dataset}/{arch}/{technique}/natural.parquet",
-    input:
-        unpack(model_files),
-        noisy=expand("data/noisy/{{dataset}}/{corruption}.parquet", corruption=CORRUPTIONS),
-        code=stage("evaluate_natural"),
-    params:
-        batch_size=config["evaluation"]["batch_size"],
-    threads: THREADS or 1
-    log:
-        "logs/evaluate_natural/{dataset}/{arch}/{technique}.log",
-    shell:
-        "python -m stages.evaluate_natural --model-dir $(dirname {input.weights})"
-        " --noisy {input.noisy} --batch-size {params.batch_size} --threads {threads}"
-        " --out {output} 2> {log}"
-
-
-rule evaluate_stability:
-    output:
-        "results/{dataset}/{arch}/{technique}/stability.parquet",
-    input:
-        unpack(model_files),
-        noisy=expand(
-            "data/noisy/{{dataset}}/perturbation/{perturbation}.parquet", perturbation=PERTURBATIONS
-        ),
-        code=stage("evaluate_images"),
-    params:
-        batch_size=config["evaluation"]["batch_size"],
-    threads: THREADS or 1
-    log:
-        "logs/evaluate_stability/{dataset}/{arch}/{technique}.log",
-    shell:
-        "python -m stages.evaluate_images --model-dir $(dirname {input.weights})"
-        " --noisy {input.noisy} --batch-size {params.batch_size} --threads {threads}"
-        " --no-progress --out {output} 2> {log}"
-
-
-rule evaluate_system:
-    output:
-        "results/{dataset}/{arch}/{technique}/system.parquet",
-    input:
-        unpack(model_files),
-        noisy="data/noisy/{dataset}/system.parquet",
-        code=stage("evaluate_images"),
-    params:
-        batch_size=config["evaluation"]["batch_size"],
-    threads: THREADS or 1
-    log:
-        "logs/evaluate_system/{dataset}/{arch}/{technique}.log",
-    shell:
-        "python -m stages.evaluate_images --model-dir $(dirname {input.weights})"
-        " --noisy {input.noisy} --batch-size {params.batch_size} --threads {threads}"
-        " --no-progress --out {output} 2> {log}"
