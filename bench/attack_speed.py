@@ -154,14 +154,19 @@ def bench_passes(model, x, y) -> None:
 
 def bench_autoattack(model, x, y, eps: float = 0.1) -> None:
     attack = build_attack("autoattack")
+    cpu = time.process_time()
     out = evaluate_attack(model, x, y, attack, eps, torch.Generator().manual_seed(0))
+    cpu = time.process_time() - cpu
     robust = int(out.correct.sum())
     print(f"\n## AutoAttack standard (small_cnn w8 PGD-AT, {len(x)} images, eps {eps:g})")
     print(f"robust accuracy {out.robust_accuracy:.1f} % ({robust} robust points)")
-    print(f"total {out.seconds:.1f} s; forward {out.forward}, backward {out.backward} examples")
+    print(
+        f"total {out.seconds:.1f} s wall, {cpu:.1f} s CPU; forward {out.forward}, "
+        f"backward {out.backward} examples"
+    )
     if robust:
         print(
-            f"per robust point: {out.seconds / robust:.3f} s, "
+            f"per robust point: {out.seconds / robust:.3f} s wall, {cpu / robust:.3f} s CPU, "
             f"{out.forward / robust:.0f} forward, {out.backward / robust:.0f} backward"
         )
     print(f"flags: {sorted(attack.flags) or 'none'}")
