@@ -1,0 +1,99 @@
+"""The corruption registry, input checks and the float <-> uint8 conventions shared by all groups.
+
+Every corruption has one signature, ``corrupt(images, severity, rng) -> images``: ``images`` is
+uint8 N x H x W x C with C = 1 (grey) or 3 (RGB), ``severity`` an int in 1..5, ``rng`` a NumPy
+generator; the result is uint8 of the same shape. Corruptions work in float32 on [0, 1] (or
+[0, 255] where the reference does) and end with :func:`to_uint8`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from robustlab.registry import Registry
+
+Corruption = Callable[[np.ndarray, int, np.random.Generator], np.ndarray]
+
+corruptions: Registry[Corruption] = Registry("corruption")
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+#: Added (in grey levels) before truncating to uint8, so float error such as
+#: ``k / 255 * 255 = k - 3e-5`` in float32 does not drop a grey level.
+GUARD = 2e-4
+
+#: ITU-R BT.601 luma weights (OpenCV's RGB2GRAY, PIL's "L"): grey images take the luma of
+#: colour corruptions computed on their three-channel copy.
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def check_images(images: np.ndarray) -> None:
+    """Raise unless ``images`` is uint8 N x H x W x C with C = 1 or 3."""
+    if not isinstance(images, np.ndarray):
+        raise ValueError(f"images must be a NumPy array, got {type(images).__name__}")
+    if images.ndim != 4 or images.dtype != np.uint8 or images.shape[-1] not in (1, 3):
+        raise ValueError(
+            f"images must be uint8 N x H x W x C with C = 1 or 3, got {images.dtype} {images.shape}"
+        )
+
+
+def check_severity(severity: object) -> int:
+    """``severity`` as an int, or an error unless it is an integer 1-5."""
+    if isinstance(severity, bool) or not isinstance(severity, int | np.integer):
+        raise ValueError(f"severity must be an integer 1-5, got {severity!r}")
+    if int(severity) not in SEVERITIES:
+        raise ValueError(f"severity must be in 1-5, got {severity}")
+    return int(severity)
+
+
+def to_float(images: np.ndarray) -> np.ndarray:
+    """uint8 images -> float32 in [0, 1]."""
+    return images.astype(np.float32) * np.float32(1 / 255)
+
+
+def to_uint8(x: np.ndarray, scale: float = 255.0) -> np.ndarray:
+    """Clip to [0, 1] (``scale=1``: to [0, 255]), scale and truncate like the references.
+
+    The references end with ``np.uint8(np.clip(x, 0, 1) * 255)``, which truncates; so does this,
+    after adding :data:`GUARD`.
+    """
+    y = x * np.asarray(scale, x.dtype)
+    y += np.asarray(GUARD, x.dtype)
+    np.clip(y, 0, 255, out=y)
+    return y.astype(np.uint8)
+
+
+def channel_max(x: np.ndarray) -> np.ndarray:
+    """Max over the channel axis, keeping it (elementwise: far faster than a size-3 reduction)."""
+    return (
+        x[..., :1]
+        if x.shape[-1] == 1
+        else np.maximum(np.maximum(x[..., :1], x[..., 1:2]), x[..., 2:])
+    )
+
+
+def channel_min(x: np.ndarray) -> np.ndarray:
+    """Min over the channel axis, keeping it."""
+    return (
+        x[..., :1]
+        if x.shape[-1] == 1
+        else np.minimum(np.minimum(x[..., :1], x[..., 1:2]), x[..., 2:])
+    )
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """N x H x W x 3 float -> N x H x W x 1 BT.601 luma."""
+    w = LUMA.astype(rgb.dtype)
+    return rgb[..., :1] * w[0] + rgb[..., 1:2] * w[1] + rgb[..., 2:] * w[2]
+
+
+def as_rgb(x: np.ndarray) -> np.ndarray:
+    """Repeat a one-channel float batch to three channels; three-channel input is returned."""
+    return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
+
+
+def like_input(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """Back to the input's channel count: the luma for grey input, else unchanged."""
+    return luma(rgb) if channels == 1 else rgb

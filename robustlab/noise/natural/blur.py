@@ -1,0 +1,124 @@
+"""Blur corruptions of ImageNet-C: defocus, glass, motion and zoom blur."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from robustlab.noise.natural import ops
+from robustlab.noise.natural._base import corruptions, to_float, to_uint8
+from robustlab.noise.natural.tables import Glass, param_for
+
+
+def defocus(x: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
+    """Convolve float N x H x W x C images with the anti-aliased disk (OpenCV REFLECT_101)."""
+    kernel = ops.disk_kernel(radius, alias_blur).astype(np.float32)
+    out = np.empty_like(x)
+    for i, image in enumerate(x):
+        blurred = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+        out[i] = blurred.reshape(image.shape)
+    return out
+
+
+@corruptions.register("defocus_blur")
+def defocus_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Defocus: per-channel convolution with an anti-aliased disk (radius, alias sigma)."""
+    radius, alias_blur = param_for("defocus_blur", images, severity)
+    return to_uint8(defocus(to_float(images), radius, alias_blur))
+
+
+def glass_shuffle_index(
+    rng: np.random.Generator, n: int, height: int, width: int, max_delta: int, iterations: int
+) -> np.ndarray:
+    """Flat source indices (N x H x W) of ImageNet-C's local pixel shuffle.
+
+    The reference visits (h, w) from (H - d, W - d) down to (d + 1, d + 1), row by row, and
+    executes ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` with (h', w') = (h + dy, w + dx),
+    dy, dx uniform in -d .. d - 1. On an H x W x C array both sides are views, so the statement
+    copies: x[h, w] takes the value x[h', w'] holds at that moment and x[h', w'] is unchanged
+    (only a 2-D grey array would swap). Each pixel is written once per iteration, so its final
+    source follows the chain of copies through pixels written earlier; all chains are resolved
+    at once here instead of looping pixel by pixel.
+    """
+    d = int(max_delta)
+    rows = np.arange(d + 1, height - d + 1)
+    cols = np.arange(d + 1, width - d + 1)
+    size = height * width
+    total = np.arange(n * size).reshape(n, size)
+    if len(rows) == 0 or len(cols) == 0:
+        return total.reshape(n, height, width)
+    base = np.arange(n)[:, None, None] * size
+    here = (rows[:, None] * width + cols[None, :])[None]
+    for _ in range(iterations):
+        shift = rng.integers(-d, d, size=(n, len(rows), len(cols), 2))
+        src = np.arange(n * size)
+        target = (rows[None, :, None] + shift[..., 1]) * width + cols[None, None, :] + shift[..., 0]
+        src[(base + here).ravel()] = (base + target).ravel()
+        written = np.zeros(n * size, bool)
+        written[(base + here).ravel()] = True
+        # continuing past src(q) means src(q) was written before q (later in raster order)
+        cont = written[src] & (src > np.arange(n * size))
+        result, cur = src.copy(), np.arange(n * size)
+        active = np.nonzero(cont)[0]
+        while len(active):
+            cur[active] = src[cur[active]]
+            result[active] = src[cur[active]]
+            active = active[cont[cur[active]]]
+        total = total.ravel()[result].reshape(n, size)
+    return (total - base[:, :, 0]).reshape(n, height, width)
+
+
+def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
+    """Blur, truncate to uint8, shuffle pixels locally, blur again (float result in [0, 1])."""
+    n, h, w, c = x_uint8.shape
+    blurred = to_uint8(ops.gaussian_blur(to_float(x_uint8), params.sigma))
+    index = glass_shuffle_index(rng, n, h, w, params.max_delta, params.iterations)
+    flat = blurred.reshape(n, h * w, c)
+    shuffled = np.take_along_axis(flat, index.reshape(n, h * w, 1), axis=1).reshape(n, h, w, c)
+    return ops.gaussian_blur(to_float(shuffled), params.sigma)
+
+
+@corruptions.register("glass_blur")
+def glass_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Frosted glass: Gaussian blur, local pixel shuffle (max_delta, iterations), blur again."""
+    return to_uint8(glass(images, param_for("glass_blur", images, severity), rng))
+
+
+@corruptions.register("motion_blur")
+def motion_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Motion blur along a random direction U(-45, 45) degrees per image (radius, sigma)."""
+    radius, sigma = param_for("motion_blur", images, severity)
+    angles = rng.uniform(-45, 45, size=len(images))
+    blurred = ops.motion_blur(images.astype(np.float32), angles, radius, sigma)
+    return to_uint8(blurred, scale=1.0)
+
+
+def zoom_factors(stop: float, step: float) -> np.ndarray:
+    """The reference's ``np.arange(1, stop, step)``."""
+    return np.arange(1, stop, step)
+
+
+def zoom(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Average of the image and its centre zooms by each factor (float32 N x H x W x C).
+
+    Works on an H x (N C) x W layout, where both 1-D zooms are plain matrix products and the
+    sum over factors accumulates in place.
+    """
+    n, h, w, c = x.shape
+    q = torch.from_numpy(np.ascontiguousarray(x.transpose(1, 0, 3, 2))).reshape(h, n * c * w)
+    acc = q.clone()
+    for f in factors:
+        rows = torch.from_numpy(ops.zoom_matrix(h, float(f)).astype(np.float32))
+        cols = torch.from_numpy(ops.zoom_matrix(w, float(f)).astype(np.float32))
+        across = (q.reshape(-1, w) @ cols.T).reshape(h, -1)
+        torch.addmm(acc, rows, across, out=acc)
+    acc /= len(factors) + 1
+    return np.ascontiguousarray(acc.reshape(h, n, c, w).numpy().transpose(1, 0, 3, 2))
+
+
+@corruptions.register("zoom_blur")
+def zoom_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Zoom blur: mean of the image and its centre zooms by 1, 1 + step, ... < stop."""
+    stop, step = param_for("zoom_blur", images, severity)
+    return to_uint8(zoom(to_float(images), zoom_factors(stop, step)))

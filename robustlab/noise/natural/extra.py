@@ -1,0 +1,121 @@
+"""ImageNet-C's four extra (validation) corruptions: speckle noise, Gaussian blur, spatter and
+saturate. Grey images are treated as three equal channels and return the luma of colour results.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from robustlab.noise.natural import ops
+from robustlab.noise.natural._base import (
+    as_rgb,
+    channel_max,
+    channel_min,
+    corruptions,
+    like_input,
+    to_float,
+    to_uint8,
+)
+from robustlab.noise.natural.tables import Spatter, param_for
+
+
+@corruptions.register("speckle_noise")
+def speckle_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative noise: x + x N(0, sigma^2)."""
+    sigma = param_for("speckle_noise", images, severity)
+    x = to_float(images)
+    noise = rng.standard_normal(images.shape, dtype=np.float32)
+    return to_uint8(x + x * (np.float32(sigma) * noise))
+
+
+@corruptions.register("gaussian_blur")
+def gaussian_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian blur of sigma px (edges repeated, kernel truncated at 4 sigma, as scikit-image)."""
+    sigma = param_for("gaussian_blur", images, severity)
+    return to_uint8(ops.gaussian_blur(to_float(images), sigma))
+
+
+def liquid_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Spatter):
+    """N x H x W float64: N(mean, std) noise, Gaussian-blurred (edges repeated), zeroed below
+    ``threshold``."""
+    layer = rng.normal(p.mean, p.std, size=(n, height, width))
+    rows = ops.gaussian_matrix(height, float(p.sigma), 4.0, "nearest")
+    cols = ops.gaussian_matrix(width, float(p.sigma), 4.0, "nearest")
+    layer = ops.separable(layer, rows, cols)
+    layer[layer < p.threshold] = 0
+    return layer
+
+
+_WATER = np.array([175, 238, 238], np.float32) / 255  # pale turquoise, RGB
+_MUD = np.array([63, 42, 20], np.float32) / 255  # brown, RGB
+_EMBOSS = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
+
+
+def water_mask(layer: np.ndarray, intensity: float) -> np.ndarray:
+    """Drop mask of one H x W liquid layer: its edges' distance map, equalised and embossed,
+    times the layer, scaled to peak ``intensity`` (OpenCV steps of the reference)."""
+    liquid = np.clip(layer * 255, 0, 255).astype(np.uint8)
+    dist = 255 - cv2.Canny(liquid, 50, 150)
+    dist = cv2.distanceTransform(dist, cv2.DIST_L2, 5)
+    _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
+    dist = cv2.blur(dist, (3, 3)).astype(np.uint8)
+    dist = cv2.equalizeHist(dist)
+    dist = cv2.filter2D(dist, cv2.CV_8U, _EMBOSS)
+    dist = cv2.blur(dist, (3, 3)).astype(np.float32)
+    m = liquid.astype(np.float32) * dist
+    peak = m.max()
+    return m * np.float32(intensity / peak) if peak > 0 else m
+
+
+def spatter_on(images: np.ndarray, layer: np.ndarray, p: Spatter) -> np.ndarray:
+    """Apply liquid layers (N x H x W) to uint8 images: water drops or mud blots."""
+    x = as_rgb(to_float(images))
+    if p.mud == 0:
+        m = np.stack([water_mask(one, p.intensity) for one in layer])[..., None]
+        out = np.clip(x + m * _WATER, 0, 1)
+    else:
+        blots = (layer > p.threshold).astype(np.float32)
+        rows = ops.gaussian_matrix(layer.shape[1], float(p.intensity), 4.0, "nearest")
+        cols = ops.gaussian_matrix(layer.shape[2], float(p.intensity), 4.0, "nearest")
+        m = ops.separable(blots, rows, cols)
+        m[m < 0.8] = 0
+        m = m[..., None]
+        out = np.clip(x * (1 - m) + m * _MUD, 0, 1)
+    return to_uint8(like_input(out, images.shape[-1]))
+
+
+@corruptions.register("spatter")
+def spatter(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Spatter: water drops (severities with mud = 0) or mud blots (mud = 1) on the image."""
+    p = param_for("spatter", images, severity)
+    n, h, w, _ = images.shape
+    return spatter_on(images, liquid_layer(rng, n, h, w, p), p)
+
+
+def saturate_float(x: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """HSV saturation s -> clip(s * scale + shift, 0, 1) of float RGB in [0, 1], hue and value kept.
+
+    HSV -> RGB is linear in s at fixed hue and value (each channel is v (1 - s w(hue))), so a
+    channel moves to v - (v - x) s' / s; a grey pixel (s = 0) has hue 0 (red) and becomes
+    (v, v (1 - s'), v (1 - s')), as scikit-image's rgb2hsv / hsv2rgb give.
+    """
+    v = channel_max(x)
+    delta = v - channel_min(x)
+    s = delta / np.maximum(v, np.float32(1e-12))
+    s_new = np.clip(s * np.float32(scale) + np.float32(shift), 0, 1)
+    grey = delta == 0
+    out = v - (v - x) * (s_new / np.maximum(s, np.float32(1e-12)))
+    if grey.any():
+        n, h, w = np.nonzero(grey[..., 0])
+        vg, sg = v[n, h, w, 0], s_new[n, h, w, 0]
+        out[n, h, w] = np.stack([vg, vg * (1 - sg), vg * (1 - sg)], axis=-1)
+    return out
+
+
+@corruptions.register("saturate")
+def saturate(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Saturate: scale and shift the HSV saturation (grey images: the luma of the result)."""
+    scale, shift = param_for("saturate", images, severity)
+    out = saturate_float(as_rgb(to_float(images)), scale, shift)
+    return to_uint8(like_input(out, images.shape[-1]))

@@ -1,0 +1,109 @@
+"""Weather corruptions of ImageNet-C: snow, frost, fog and brightness.
+
+Grey images are treated as RGB images with three equal channels; where the result has colour
+(frost) it is returned as its BT.601 luma.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from robustlab.noise.natural import ops
+from robustlab.noise.natural._base import channel_max, corruptions, luma, to_float, to_uint8
+from robustlab.noise.natural.tables import FROST_SCALE, Snow, param_for, resolution_class
+from robustlab.noise.natural.textures import frost_bank, next_power_of_two, plasma_fractal
+
+
+def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Snow) -> np.ndarray:
+    """Falling-snow layers, N x H x W float in [0, 1], quantised to 1/255 like the reference.
+
+    N(mean, std) noise, zoomed into its centre by ``zoom``, zeroed below ``threshold``, clipped,
+    motion-blurred along U(-135, -45) degrees (the zoomed layer may be a pixel larger than the
+    image; the blur sees it whole), rounded to 8 bits and cropped to the image.
+    """
+    layer = rng.normal(p.mean, p.std, size=(n, height, width))
+    rows = ops.zoom_matrix(height, float(p.zoom), full=True)
+    cols = ops.zoom_matrix(width, float(p.zoom), full=True)
+    layer = ops.separable(layer, rows, cols)
+    layer[layer < p.threshold] = 0
+    layer = np.clip(layer, 0, 1)
+    angles = rng.uniform(-135, -45, size=n)
+    blurred = ops.motion_blur(layer[..., None], angles, p.radius, p.sigma)[..., 0]
+    quantised = np.round(blurred * 255) / 255
+    return quantised[:, :height, :width].astype(np.float32)
+
+
+def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
+    """Blend images (uint8) towards their brightened grey, add the layer and its 180-degree turn."""
+    x = to_float(images)
+    grey = luma(x) if x.shape[-1] == 3 else x
+    x = np.float32(p.blend) * x + np.float32(1 - p.blend) * np.maximum(x, grey * 1.5 + 0.5)
+    flakes = layer[..., None]
+    return to_uint8(x + flakes + flakes[:, ::-1, ::-1])
+
+
+@corruptions.register("snow")
+def snow(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Snow: motion-blurred flakes over a brightened, slightly greyed image."""
+    p = param_for("snow", images, severity)
+    n, h, w, _ = images.shape
+    return snow_on(images, snow_layer(rng, n, h, w, p), p)
+
+
+def frost_crops(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
+    """N random height x width RGB crops (float32, 0-255) of the frost bank of this size class."""
+    bank = frost_bank(FROST_SCALE[resolution_class(height, width)], height, width)
+    choice = rng.integers(len(bank), size=n)
+    crops = np.empty((n, height, width, 3), np.float32)
+    for i, k in enumerate(choice):
+        texture = bank[k]
+        top = int(rng.integers(texture.shape[0] - height))
+        left = int(rng.integers(texture.shape[1] - width))
+        crops[i] = texture[top : top + height, left : left + width]
+    return crops
+
+
+@corruptions.register("frost")
+def frost(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Frost: image_weight * x + frost_weight * a random crop of a frost texture (0-255 scale)."""
+    image_weight, frost_weight = param_for("frost", images, severity)
+    n, h, w, c = images.shape
+    crops = frost_crops(rng, n, h, w)
+    if c == 1:
+        crops = luma(crops)
+    out = np.float32(image_weight) * images.astype(np.float32) + np.float32(frost_weight) * crops
+    return to_uint8(out, scale=1.0)
+
+
+def fog_on(images: np.ndarray, plasma: np.ndarray, strength: float) -> np.ndarray:
+    """x + strength * plasma (N x H x W), rescaled by max(x) / (max(x) + strength) per image."""
+    x = images.astype(np.float64) / 255
+    top = x.max(axis=(1, 2, 3), keepdims=True)
+    x = x + strength * plasma[..., None]
+    return to_uint8(x * top / (top + strength))
+
+
+@corruptions.register("fog")
+def fog(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Fog: a plasma fractal (side: next power of two of the image) added, contrast reduced."""
+    strength, decay = param_for("fog", images, severity)
+    n, h, w, _ = images.shape
+    plasma = plasma_fractal(rng, n, next_power_of_two(max(h, w)), decay)[:, :h, :w]
+    return fog_on(images, plasma, strength)
+
+
+@corruptions.register("brightness")
+def brightness(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
+    """Add c to the HSV value (clipped to 1), keeping hue and saturation; grey: x + c.
+
+    HSV -> RGB is linear in V at fixed hue and saturation, so RGB is scaled by V' / V; black
+    (V = 0, saturation 0) becomes grey V'.
+    """
+    c = param_for("brightness", images, severity)
+    x = to_float(images)
+    v = channel_max(x)
+    v_new = np.minimum(v + np.float32(c), np.float32(1))
+    ratio = v_new / np.maximum(v, np.float32(1e-12))
+    out = x * ratio  # black pixels: 0 * ratio = 0, then + v_new below
+    out += (v == 0) * v_new
+    return to_uint8(out)
