@@ -29,8 +29,7 @@ import torch
 from robustlab.data.images import read_images
 from robustlab.evaluation import attack_examples, predict
 from robustlab.io import write_frame
-from robustlab.noise.adversarial import build_attack, count_passes
-from robustlab.noise.norms import perturbation_norms
+from robustlab.noise.adversarial import build_attack, count_passes, perturbation_norm
 from stages.common import derived_seed, evaluation_points, json_object, load_eval_model, points_arg
 
 
@@ -61,7 +60,7 @@ def outcome_frame(
             "clean_prediction": clean.astype(np.int16),
             "prediction": prediction.astype(np.int16),
             "correct": prediction == labels,
-            "perturbation": perturbation_norms(x_adv, x, norm).numpy(),
+            "perturbation": perturbation_norm(x_adv, x, norm).cpu().numpy(),
             "pixel_min": flat.amin(1).double().numpy() if n else np.zeros(0),
             "pixel_max": flat.amax(1).double().numpy() if n else np.zeros(0),
             "forward_passes": np.full(n, passes[0], dtype=np.int64),

@@ -61,8 +61,13 @@ rule craft_transfer:
         test="data/prepared/{dataset}/test.parquet",
         code=stage("craft_transfer"),
     params:
+        # full-length iterations: stopping at the first iterate that fools the source would
+        # make weaker transfer examples
         attacks=lambda w: as_json(
-            {name: attack_config(name) for name in config["transfer"]["attacks"]}
+            {
+                name: {k: v for k, v in attack_config(name).items() if k != "early_stop"}
+                for name in config["transfer"]["attacks"]
+            }
         ),
         crafts=lambda w: " ".join(
             f"--craft {name}:{level}:{eps!r}" for name, level, eps in transfer_pairs(w.dataset)
