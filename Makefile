@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test data lint format report bench clean-results help
+.PHONY: run test data lint format report bench clean-results help check-outputs clean-cache
 
 help:
 	@echo "make run     - set up .venv and the data set, then run the default benchmark (dvc repro)"
@@ -14,6 +14,8 @@ help:
 	@echo "make report  - regenerate figures and reports/index.html from existing tables"
 	@echo "make bench   - time the smoke preset, the default benchmark and no-op reruns"
 	@echo "make lint    - ruff check"
+	@echo "make check-outputs - list damaged outputs that the next run would rebuild"
+	@echo "make clean-cache   - empty the trained-model output cache (.snakemake/output-cache)"
 
 $(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,8 +29,16 @@ $(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 data: $(STAMP)
 	@scripts/install-data
 
+# One `make run` at a time per checkout: a second one waits for the first to finish (without
+# flock, DVC's lock makes it refuse instead).
+RUN_LOCK := .dvc/tmp/make-run.lock
+
 run: $(STAMP) data
-	$(BIN)/dvc repro
+	@if command -v flock >/dev/null; then \
+	    mkdir -p $(dir $(RUN_LOCK)); \
+	    flock -n $(RUN_LOCK) true || echo "make run: another 'make run' is running in this checkout; waiting for it to finish" >&2; \
+	    flock $(RUN_LOCK) $(BIN)/dvc repro; \
+	else $(BIN)/dvc repro; fi
 
 test: $(STAMP) data
 	$(BIN)/python -m pytest -q
@@ -46,3 +56,9 @@ report: $(STAMP)
 
 bench: $(STAMP) data
 	$(BIN)/python bench/pipeline_speed.py
+
+check-outputs: $(STAMP)
+	$(BIN)/python scripts/check-outputs --dry-run
+
+clean-cache:
+	rm -rf .snakemake/output-cache

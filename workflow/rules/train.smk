@@ -25,6 +25,14 @@ rule train:
     wildcard_constraints:
         technique=one_of(TRAINED_TECHNIQUES),
     threads: THREADS or 1
+    # what a cluster job asks for (profiles/slurm); params.yaml resources.train overrides
+    resources:
+        gpu=config.get("resources", {}).get("train", {}).get("gpu", 1),
+        mem_mb=config.get("resources", {}).get("train", {}).get("mem_mb", 8000),
+        runtime=lambda w, attempt: attempt
+        * config.get("resources", {}).get("train", {}).get("runtime", 120),
+    # reused from SNAKEMAKE_OUTPUT_CACHE when a run with the same provenance was stored (--cache)
+    cache: "omit-software"
     log:
         "logs/train/{dataset}/{arch}/{technique}.log",
     shell:
@@ -60,6 +68,12 @@ rule clat:
     wildcard_constraints:
         technique=one_of(CLAT_TECHNIQUES),
     threads: THREADS or 1
+    resources:
+        gpu=config.get("resources", {}).get("clat", {}).get("gpu", 1),
+        mem_mb=config.get("resources", {}).get("clat", {}).get("mem_mb", 8000),
+        runtime=lambda w, attempt: attempt
+        * config.get("resources", {}).get("clat", {}).get("runtime", 120),
+    cache: "omit-software"
     log:
         "logs/clat/{dataset}/{arch}/{technique}.log",
     shell:
