@@ -1,12 +1,13 @@
-"""Draw the report figures from the tidy metrics table.
+"""Draw the report figures from the pipeline's tables.
 
 python -m stages.figures --metrics results/metrics.parquet --out-dir reports/figures
-    [--cards models/D/A/T/card.json ...]
+    [--transfer results/transfer.parquet] [--models-dir models --results-dir results]
+    [--run D/A/T ...] [--attack-norm NAME=NORM ...] [--names NAME ...]
 
-Writes ``accuracy_by_noise_family.png``, ``robust_accuracy_vs_eps.png`` and
-``corruption_accuracy_vs_severity.png`` atomically. The architecture family that colours each
-model (cnn/transformer/mlp) comes from the model cards given with ``--cards``; an architecture
-without a card is drawn grey as "unknown".
+Writes ``{name}.png`` atomically for each of ``--names`` (the Snakefile's FIGURE_NAMES, a
+function of params.yaml; default: every figure the tables support). A name the tables cannot
+support is an error naming the figure, so no figure is an empty panel. Architecture families
+(the colours) come from the model cards.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustlab.report.figures import arch_families_from_cards, write_figures
-from stages.common import read_cards, read_metrics
+from stages.report import add_input_arguments, read_inputs
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m stages.figures", description=__doc__)
-    parser.add_argument("--metrics", type=Path, required=True, help="results/metrics.parquet")
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.figures",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_input_arguments(parser)
     parser.add_argument("--out-dir", type=Path, required=True, help="reports/figures")
-    parser.add_argument("--cards", type=Path, nargs="*", default=[], help="model card.json files")
+    parser.add_argument("--names", nargs="*", default=None, help="figures to draw")
     args = parser.parse_args(argv)
-    frame = read_metrics(args.metrics)
-    write_figures(frame, args.out_dir, arch_families_from_cards(read_cards(args.cards)))
+
+    from robustlab.report.figures import write_figures
+
+    write_figures(read_inputs(args), args.out_dir, args.names)
 
 
 if __name__ == "__main__":

@@ -304,11 +304,17 @@ def validate_attack_config(config):
 
 validate_attack_config(config)
 
-FIGURE_NAMES = [
-    "accuracy_by_noise_family",
-    "robust_accuracy_vs_eps",
-    "corruption_accuracy_vs_severity",
-]
+# The report's figures: a function of the grid (robustlab.report.plan imports no torch); the
+# figures stage draws exactly these and fails naming one the tables cannot support.
+from robustlab.report.plan import figure_names as _figure_names
+
+FIGURE_NAMES = _figure_names(
+    {arch: config["architectures"][arch] for arch in ARCHS},
+    TECHNIQUES,
+    transfer=bool(config["transfer"]["attacks"]),
+    corruptions=bool(CORRUPTIONS),
+    perturbations=bool(PERTURBATIONS),
+)
 FIGURES = expand("reports/figures/{name}.png", name=FIGURE_NAMES)
 PARAMS_HASH = hashlib.sha256(as_json(config).encode()).hexdigest()[:16]
 

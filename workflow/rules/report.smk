@@ -49,6 +49,31 @@ rule sanity:
         " --reference {params.reference} --settings '{params.settings}' --out {output} 2> {log}"
 
 
+# Inputs the figures and the report both read: tables, cards, histories (with those of the runs
+# CLAT starts from, trained even when not in the grid) and CLAT's criticality tables.
+CLAT_RUNS = [run for run in RUNS if clat_base(run.split("/")[2]) is not None]
+CLAT_BASE_HISTORIES = sorted(
+    {
+        f"models/{run.rsplit('/', 1)[0]}/{clat_base(run.split('/')[2])}/history.parquet"
+        for run in CLAT_RUNS
+    }
+    - {f"models/{run}/history.parquet" for run in RUNS}
+)
+REPORT_INPUTS = {
+    "metrics": "results/metrics.parquet",
+    "transfer": "results/transfer.parquet",
+    "cards": expand("models/{run}/card.json", run=RUNS),
+    "histories": expand("models/{run}/history.parquet", run=RUNS),
+    "base_histories": CLAT_BASE_HISTORIES,
+    "criticality": expand("results/{run}/criticality.parquet", run=CLAT_RUNS),
+}
+# --run and --attack-norm options of stages.figures and stages.report
+REPORT_ARGS = " ".join(
+    [f"--run {run}" for run in RUNS]
+    + [f"--attack-norm {name}={attack_norm(name)}" for name in ATTACKS]
+)
+
+
 rule figures:
     output:
         [
@@ -60,13 +85,16 @@ rule figures:
             for name in FIGURE_NAMES
         ],
     input:
-        metrics="results/metrics.parquet",
-        cards=expand("models/{run}/card.json", run=RUNS),
-        code=stage("figures"),
+        **REPORT_INPUTS,
+        code=[stage("figures"), stage("report")],
+    params:
+        args=REPORT_ARGS,
+        names=" ".join(FIGURE_NAMES),
     log:
         "logs/figures.log",
     shell:
-        "python -m stages.figures --metrics {input.metrics} --cards {input.cards}"
+        "python -m stages.figures --metrics {input.metrics} --transfer {input.transfer}"
+        " --models-dir models --results-dir results {params.args} --names {params.names}"
         " --out-dir reports/figures 2> {log}"
 
 
@@ -74,19 +102,19 @@ rule report:
     output:
         report("reports/index.html", caption="../report/index.rst", category="Report"),
     input:
-        FIGURES,
-        metrics="results/metrics.parquet",
+        **REPORT_INPUTS,
+        figures=FIGURES,
         sanity="results/sanity.parquet",
-        transfer="results/transfer.parquet",
-        cards=expand("models/{run}/card.json", run=RUNS),
+        tests=expand("data/prepared/{dataset}/test.parquet", dataset=DATASETS),
         code=stage("report"),
     params:
+        args=REPORT_ARGS,
         params_hash=PARAMS_HASH,
     log:
         "logs/report.log",
     shell:
-        "python -m stages.report --metrics {input.metrics} --cards {input.cards}"
-        " --sanity {input.sanity} --transfer {input.transfer}"
-        " --figures-dir reports/figures"
+        "python -m stages.report --metrics {input.metrics} --transfer {input.transfer}"
+        " --sanity {input.sanity} --models-dir models --results-dir results {params.args}"
+        " --test-tables {input.tests} --figures-dir reports/figures"
         " --git-revision $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
         " --params-hash {params.params_hash} --out {output} 2> {log}"

@@ -1,0 +1,213 @@
+"""The inputs of the figures and the report, gathered in one object, with lookups.
+
+Everything comes from the pipeline's tables (``results/metrics.parquet``, transfer, sanity),
+the model cards, training histories and CLAT criticality tables; nothing is recomputed here
+beyond selecting, averaging for a figure, and ordering.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import pandas as pd
+
+from robustlab.report.plan import CLAT_SUFFIX, figure_names
+
+Run = tuple[str, str, str]  # (dataset, arch, technique)
+Key = tuple[str, str, str, str, str, float | None, str]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the prepared test table of one dataset says about itself (schema metadata)."""
+
+    rows: int
+    source_checksum: str
+    height: int | None = None
+    width: int | None = None
+    channels: int | None = None
+    classes: int | None = None
+
+
+@dataclass
+class ReportData:
+    """Tables and cards the report is drawn from.
+
+    ``cards`` and ``histories`` are keyed by run; ``cards[run]["arch_base"]`` is the registered
+    architecture and ``cards[run]["arch"]`` the run's (variant) name. ``histories`` may hold the
+    base runs CLAT started from even when they are not in the grid. ``attack_norms`` maps an
+    attack to ``linf``/``l2``/``l1`` where known.
+    """
+
+    metrics: pd.DataFrame
+    cards: dict[Run, dict[str, Any]] = field(default_factory=dict)
+    histories: dict[Run, pd.DataFrame] = field(default_factory=dict)
+    criticality: dict[Run, pd.DataFrame] = field(default_factory=dict)
+    transfer: pd.DataFrame | None = None
+    sanity: pd.DataFrame | None = None
+    datasets: dict[str, DatasetInfo] = field(default_factory=dict)
+    attack_norms: dict[str, str] = field(default_factory=dict)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    @cached_property
+    def index(self) -> dict[Key, tuple[float, int]]:
+        """``(dataset, arch, technique, family, noise, level or None, metric) -> (value, n)``."""
+        out: dict[Key, tuple[float, int]] = {}
+        m = self.metrics
+        for row in zip(
+            m["dataset"],
+            m["arch"],
+            m["technique"],
+            m["family"],
+            m["noise"],
+            m["level"],
+            m["metric"],
+            m["value"],
+            m["n"],
+            strict=True,
+        ):
+            level = None if math.isnan(row[5]) else float(row[5])
+            out[(*row[:5], level, row[6])] = (float(row[7]), int(row[8]))
+        return out
+
+    def value(
+        self, run: Run, family: str, noise: str, level: float | None, metric: str
+    ) -> float | None:
+        """One number of the metrics table, or None when it is absent."""
+        hit = self.index.get((*run, family, noise, level, metric))
+        return None if hit is None else hit[0]
+
+    @cached_property
+    def runs(self) -> list[Run]:
+        """Every (dataset, arch, technique) of the metrics table, sorted."""
+        cols = self.metrics[["dataset", "arch", "technique"]]
+        return sorted({tuple(map(str, r)) for r in cols.itertuples(index=False, name=None)})
+
+    @cached_property
+    def datasets_present(self) -> list[str]:
+        return sorted({r[0] for r in self.runs})
+
+    def runs_of(self, dataset: str) -> list[Run]:
+        return [r for r in self.runs if r[0] == dataset]
+
+    @cached_property
+    def techniques(self) -> list[str]:
+        """Techniques present, ``standard`` first, each ``X+clat`` right after ``X``."""
+        names = {r[2] for r in self.runs}
+
+        def key(t: str) -> tuple[int, str, int]:
+            base = t[: -len(CLAT_SUFFIX)] if t.endswith(CLAT_SUFFIX) else t
+            return (base != "standard", base, t.endswith(CLAT_SUFFIX))
+
+        return sorted(names, key=key)
+
+    @cached_property
+    def archs(self) -> list[str]:
+        return sorted({r[1] for r in self.runs})
+
+    @cached_property
+    def arch_families(self) -> dict[str, str]:
+        """``{arch: cnn | transformer | mlp}`` from the cards; ``unknown`` without a card."""
+        families = {a: "unknown" for a in self.archs}
+        for card in self.cards.values():
+            families[str(card["arch"])] = str(card.get("family", "unknown"))
+        return families
+
+    def arch_card(self, arch: str) -> dict[str, Any]:
+        """A card of ``arch`` (the first run's); empty when there is none."""
+        for run in sorted(self.cards):
+            if run[1] == arch:
+                return self.cards[run]
+        return {}
+
+    @cached_property
+    def arch_options(self) -> dict[str, dict[str, Any]]:
+        """``{arch: {"arch": registered name, **arch_config}}``, as the grid declares them."""
+        out = {}
+        for arch in self.archs:
+            card = self.arch_card(arch)
+            out[arch] = {"arch": str(card.get("arch_base", arch)), **card.get("arch_config", {})}
+        return out
+
+    def rows(self, **equal: Any) -> pd.DataFrame:
+        """Rows of the metrics table whose columns equal the given values."""
+        mask = pd.Series(True, index=self.metrics.index)
+        for col, value in equal.items():
+            mask &= self.metrics[col] == value
+        return self.metrics[mask]
+
+    def attacks(self, dataset: str) -> list[str]:
+        """Attacks with robust-accuracy rows on a dataset, sorted."""
+        rows = self.rows(dataset=dataset, family="adversarial", metric="robust_accuracy")
+        return sorted(set(rows["noise"].astype(str)))
+
+    def eps_levels(self, dataset: str, attack: str) -> list[float]:
+        rows = self.rows(dataset=dataset, family="adversarial", noise=attack)
+        rows = rows[rows["metric"] == "robust_accuracy"]
+        return sorted(set(rows["level"].astype(float)))
+
+    def largest_eps(self, dataset: str, attack: str) -> float | None:
+        levels = self.eps_levels(dataset, attack)
+        return levels[-1] if levels else None
+
+    def norm_label(self, attack: str) -> str:
+        """``L-inf``, ``L2``, ``L1``, or ``norm unknown``."""
+        norm = self.attack_norms.get(attack, "")
+        return {"linf": "L-inf", "l2": "L2", "l1": "L1"}.get(norm.lower(), "norm unknown")
+
+    def clat_runs(self) -> list[Run]:
+        return [r for r in self.runs if r[2].endswith(CLAT_SUFFIX)]
+
+    def has_transfer(self) -> bool:
+        return self.transfer is not None and not self.transfer.empty
+
+    def has_corruptions(self) -> bool:
+        rows = self.rows(family="natural", metric="accuracy")
+        return bool(rows["level"].notna().any())
+
+    def has_perturbations(self) -> bool:
+        return bool((self.metrics["metric"] == "flip_probability").any())
+
+    def has_system(self) -> bool:
+        return bool(self.rows(family="system", metric="accuracy").shape[0])
+
+    def figure_names(self) -> list[str]:
+        """The figures these tables support (the same rule the Snakefile applies to params)."""
+        return figure_names(
+            self.arch_options,
+            self.techniques,
+            transfer=self.has_transfer(),
+            corruptions=self.has_corruptions(),
+            perturbations=self.has_perturbations(),
+            system=self.has_system(),
+        )
+
+
+def dataset_info(metadata: Mapping[bytes | str, bytes | str], rows: int) -> DatasetInfo:
+    """A :class:`DatasetInfo` from a prepared image table's schema metadata and row count."""
+    meta = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in metadata.items()
+    }
+
+    def number(key: str) -> int | None:
+        return int(meta[key]) if key in meta else None
+
+    classes = None
+    if "class_names" in meta:
+        import json
+
+        classes = len(json.loads(meta["class_names"]))
+    return DatasetInfo(
+        rows=rows,
+        source_checksum=meta.get("source_checksum", "unknown"),
+        height=number("height"),
+        width=number("width"),
+        channels=number("channels"),
+        classes=classes,
+    )

@@ -1,0 +1,290 @@
+"""The leaderboard: one row per (dataset, arch, technique), every headline number of the run.
+
+Each number cell carries ``data-metric`` (``family|noise|level|metric`` of its row in
+``results/metrics.parquet``) and ``data-value`` (the exact value), so a reader's script or a
+test can check it against the table. A cell whose number a failed sanity check guards gets the
+class ``guard-fail`` and a tooltip naming the check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+
+from robustlab.report import sanity
+from robustlab.report.data import ReportData, Run
+from robustlab.report.format import family_name, format_level
+from robustlab.report.tables import Cell, Column, number_cell, render_table, text_cell
+
+
+@dataclass(frozen=True)
+class NumberColumn:
+    """A leaderboard column backed by one metrics row per run."""
+
+    column: Column
+    family: str
+    noise: str
+    level: float | None
+    metric: str
+    kind: str = "percent"  # or "count"
+    guard: str | None = None  # attack name, "clean" or "wcar": which sanity failures mark it
+
+    def metric_key(self) -> str:
+        level = "" if self.level is None else repr(float(self.level))
+        return f"{self.family}|{self.noise}|{level}|{self.metric}"
+
+
+def _col(label: str, title: str, key: str) -> Column:
+    return Column(label, title, key)
+
+
+def number_columns(data: ReportData) -> list[NumberColumn]:
+    """The numeric columns present in the data, in display order."""
+    m = data.metrics
+    has = set(m["metric"].astype(str))
+    cols = [
+        NumberColumn(
+            _col("params", "trainable and frozen parameters", "params"),
+            "complexity",
+            "",
+            None,
+            "params",
+            "count",
+        ),
+        NumberColumn(
+            _col("MACs", "multiply-accumulates of one forward pass on one image", "macs"),
+            "complexity",
+            "",
+            None,
+            "macs",
+            "count",
+        ),
+        NumberColumn(
+            _col("clean acc. (%)", "top-1 accuracy on the clean test images", "clean"),
+            "clean",
+            "",
+            None,
+            "accuracy",
+            guard="clean",
+        ),
+    ]
+    adv = m[(m["family"] == "adversarial") & (m["metric"] == "robust_accuracy")]
+    pairs = sorted({(str(a), float(e)) for a, e in zip(adv["noise"], adv["level"], strict=True)})
+    pairs.sort(key=lambda p: (p[0] == "autoattack", p[0], p[1]))
+    for attack, eps in pairs:
+        name = "AutoAttack" if attack == "autoattack" else attack
+        label = f"{name} @ {format_level(eps)} (%)"
+        title = (
+            f"robust accuracy over all attacked test images under {attack} "
+            f"({data.norm_label(attack)}) at eps {format_level(eps)}"
+        )
+        key = f"adv-{attack}-{format_level(eps)}"
+        cols.append(
+            NumberColumn(
+                _col(label, title, key), "adversarial", attack, eps, "robust_accuracy", guard=attack
+            )
+        )
+    wcar = m[(m["family"] == "adversarial") & (m["metric"] == "wcar")]
+    for eps in sorted(set(wcar["level"].astype(float))):
+        title = (
+            f"worst-case adversarial robustness at eps {format_level(eps)}: share of the "
+            "clean-correct images correct under every attack at that eps"
+        )
+        cols.append(
+            NumberColumn(
+                _col(f"WCAR @ {format_level(eps)} (%)", title, f"wcar-{format_level(eps)}"),
+                "adversarial",
+                "all_attacks",
+                eps,
+                "wcar",
+                guard="wcar",
+            )
+        )
+    natural = [
+        ("accuracy", "corruption acc. (%)", "mean accuracy over corruptions and severities"),
+        (
+            "mce",
+            "mCE (%)",
+            "mean corruption error, each corruption's error summed over "
+            "severities divided by the baseline model's (Hendrycks); lower is better",
+        ),
+        (
+            "relative_mce",
+            "relative mCE (%)",
+            "mean over corruptions of the error increase over "
+            "clean, relative to the baseline model's increase; lower is better",
+        ),
+        (
+            "mce_unnormalised",
+            "mCE unnorm. (%)",
+            "mean error over corruptions and severities, "
+            "not normalised (RobustART's code); lower is better",
+        ),
+    ]
+    for metric, label, title in natural:
+        if metric in has:
+            cols.append(
+                NumberColumn(_col(label, title, metric), "natural", "all_corruptions", None, metric)
+            )
+    stability = [
+        (
+            "mean_flip_probability",
+            "mFP (%)",
+            "mean flip probability over perturbation sequences (ImageNet-P); lower is more stable",
+        ),
+        (
+            "mfr",
+            "mFR (%)",
+            "mean flip rate: flip probability relative to the baseline model's, "
+            "averaged over perturbations; lower is more stable",
+        ),
+    ]
+    for metric, label, title in stability:
+        if metric in has:
+            cols.append(
+                NumberColumn(
+                    _col(label, title, metric), "natural", "all_perturbations", None, metric
+                )
+            )
+    system = [
+        ("mean_accuracy", "system acc. (%)", "mean accuracy over decoder/resize variants"),
+        (
+            "nsd",
+            "NSD",
+            "noise stability: minus the standard deviation (points) of accuracy "
+            "over decoder/resize variants; higher (closer to 0) is better",
+        ),
+    ]
+    for metric, label, title in system:
+        if metric in has:
+            cols.append(
+                NumberColumn(_col(label, title, metric), "system", "all_variants", None, metric)
+            )
+    if "trainable_params" in has:
+        cols.append(
+            NumberColumn(
+                _col(
+                    "trainable params",
+                    "parameters updated in the last training phase (fewer for CLAT)",
+                    "trainable_params",
+                ),
+                "complexity",
+                "",
+                None,
+                "trainable_params",
+                "count",
+            )
+        )
+    return cols
+
+
+TEXT_COLUMNS = [
+    Column("dataset", key="dataset", is_text=True),
+    Column("arch", key="arch", is_text=True),
+    Column("technique", key="technique", is_text=True),
+    Column("family", "architecture family", key="family", is_text=True),
+]
+
+
+def _flag(cell: Cell, checks: list[str]) -> Cell:
+    if not checks:
+        return cell
+    attrs = dict(cell.attrs)
+    attrs["class"] = "guard-fail"
+    attrs["title"] = "failed sanity check(s): " + ", ".join(sorted(set(checks)))
+    return Cell(cell.text, cell.sort, cell.is_text, attrs)
+
+
+def _guard_checks(guards: dict[str, list[str]], col: NumberColumn) -> list[str]:
+    if col.guard is None:
+        return []
+    if col.guard == "clean":
+        return guards.get("clean", [])
+    if col.guard == "wcar":  # worst case over every attack: any attack's failure counts
+        return [c for key, checks in guards.items() if key != "clean" for c in checks]
+    return guards.get(col.guard, []) + guards.get(sanity.ALL, [])
+
+
+def leaderboard_table(data: ReportData) -> tuple[list[Column], list[list[Cell]], list[Run]]:
+    """Columns, rows and the run of each row."""
+    numbers = number_columns(data)
+    counts = sanity.status(data)
+    guards = sanity.failed_guards(data)
+    columns = [*TEXT_COLUMNS, *(c.column for c in numbers)]
+    if counts:
+        columns.append(
+            Column(
+                "sanity checks",
+                "evaluation sanity checks passed / run; click to see them",
+                "sanity",
+                True,
+            )
+        )
+    rows = []
+    for run in data.runs:
+        family = family_name(data.arch_families.get(run[1], "unknown"))
+        row = [text_cell(run[0]), text_cell(run[1]), text_cell(run[2]), text_cell(family)]
+        for col in numbers:
+            value = data.value(run, col.family, col.noise, col.level, col.metric)
+            attrs = {"data-metric": col.metric_key()}
+            if value is not None:
+                attrs["data-value"] = repr(float(value))
+            cell = number_cell(value, col.kind, **attrs)
+            row.append(_flag(cell, _guard_checks(guards.get(run, {}), col)))
+        if counts:
+            if run in counts:
+                ok, total = counts[run]
+                cls = "fail" if ok < total else "pass"
+                link = f'<a class="{cls}" href="#{sanity.run_anchor(data, run)}">{ok}/{total}</a>'
+                row.append(Cell(f"{ok}/{total}", repr(ok / total), True, {}, link))
+            else:
+                row.append(text_cell("none"))
+        rows.append(row)
+    return columns, rows, list(data.runs)
+
+
+def leaderboard_html(data: ReportData) -> str:
+    """The sortable leaderboard table."""
+    columns, rows, runs = leaderboard_table(data)
+    attrs = [{"data-run": "/".join(run)} for run in runs]
+    return render_table(columns, rows, table_id="leaderboard", row_attrs=attrs)
+
+
+ABBREVIATIONS = (
+    (
+        "MACs",
+        "multiply-accumulates of one forward pass on one image (convolutions, linear "
+        "layers and attention products)",
+    ),
+    (
+        "WCAR",
+        "worst-case adversarial robustness: among clean-correct images, the share correct "
+        "under every attack at that eps",
+    ),
+    (
+        "AutoAttack",
+        "the standard AutoAttack ensemble (APGD-CE, APGD-T, FAB-T, Square) or the "
+        "configured subset",
+    ),
+    (
+        "mCE",
+        "mean corruption error normalised by the dataset's baseline model (Hendrycks & "
+        "Dietterich); relative mCE subtracts clean error first; unnorm. is RobustART's raw mean "
+        "error",
+    ),
+    (
+        "mFP / mFR",
+        "mean flip probability along perturbation sequences / the same relative to "
+        "the baseline model (ImageNet-P)",
+    ),
+    (
+        "NSD",
+        "minus the standard deviation of accuracy over decoder and resize variants "
+        "(ImageNet-S); higher is better",
+    ),
+)
+
+
+def abbreviations_html() -> str:
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in ABBREVIATIONS)
+    return f'<dl class="abbr">{items}</dl>'
