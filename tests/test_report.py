@@ -271,7 +271,7 @@ def test_every_leaderboard_number_equals_the_metrics_table(full: tuple[Tree, str
         ): r.value
         for r in metrics.itertuples(index=False)
     }
-    board = table(page, "leaderboard")
+    board = table(page, "leaderboard-table")
     assert len(board.rows) == len(tree.runs)
     checked = 0
     for attrs, cells in board.rows:
@@ -291,7 +291,7 @@ def test_every_leaderboard_number_equals_the_metrics_table(full: tuple[Tree, str
 
 def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
     tree, page = full
-    board = table(page, "leaderboard")
+    board = table(page, "leaderboard-table")
     header = board.header
     rows = {tuple(a["data-run"].split("/"))[1:]: [t for _, t in c] for a, c in board.rows}
     run = ("fashion_mnist", "wrn_10_2", "standard")
@@ -307,7 +307,7 @@ def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
 
 def test_failed_sanity_checks_mark_the_numbers_they_guard(full: tuple[Tree, str]) -> None:
     _, page = full
-    board = table(page, "leaderboard")
+    board = table(page, "leaderboard-table")
     header = board.header
     by_run = {a["data-run"]: cells for a, cells in board.rows}
     bad = dict(zip(header, by_run["fashion_mnist/wrn_10_2/standard"], strict=True))

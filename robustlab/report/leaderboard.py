@@ -247,7 +247,7 @@ def leaderboard_html(data: ReportData) -> str:
     """The sortable leaderboard table."""
     columns, rows, runs = leaderboard_table(data)
     attrs = [{"data-run": "/".join(run)} for run in runs]
-    return render_table(columns, rows, table_id="leaderboard", row_attrs=attrs)
+    return render_table(columns, rows, table_id="leaderboard-table", row_attrs=attrs)
 
 
 ABBREVIATIONS = (
