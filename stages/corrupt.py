@@ -5,6 +5,8 @@ python -m stages.corrupt --input data/prepared/D/test.parquet --corruption NAME
 
 Rows are ordered by severity, then by source index; each (corruption, severity) uses its own
 generator, seeded by ``corruption_seed(seed, name, severity)`` (CRC-32, stable across runs).
+The parameter table follows the image size (20-28 px, 29-64 px, >= 224 px; docs/corruptions.md);
+other sizes stop with an error naming the input file.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from robustlab.data.images import ImageSet, read_images, write_images
-from robustlab.noise.natural import apply_corruption, corruption_names, corruption_seed
+from robustlab.noise.natural import corrupt_chunks, corruption_names, corruption_seed
 from stages.common import set_threads
 
 
@@ -47,13 +49,23 @@ def main(argv: list[str] | None = None) -> None:
     order = np.argsort(clean.index, kind="stable")
     images, labels, index = clean.images[order], clean.labels[order], clean.index[order]
 
-    outputs = []
-    for severity in tqdm(args.severities, desc=args.corruption, disable=args.no_progress):
+    runs = []  # validate every severity and the image size before any work
+    for severity in args.severities:
         seed = corruption_seed(args.seed, args.corruption, severity)
         try:
-            outputs.append(apply_corruption(args.corruption, images, severity, seed))
+            runs.append(corrupt_chunks(args.corruption, images, severity, seed))
         except ValueError as err:
             raise SystemExit(f"stages.corrupt: {args.input}: {err}") from None
+
+    outputs = []
+    total = len(images) * len(args.severities)
+    with tqdm(total=total, desc=args.corruption, unit="img", disable=args.no_progress) as bar:
+        for chunks in runs:
+            done = []
+            for chunk in chunks:
+                done.append(chunk)
+                bar.update(len(chunk))
+            outputs.append(np.concatenate(done) if done else images[:0].copy())
 
     n, k = len(images), len(args.severities)
     result = ImageSet(

@@ -173,6 +173,7 @@ NOT_MONOTONE = {
     ("large", "spatter"): (3,),
     # glass blur: a larger blur at the same shuffle smooths the shuffled pixels back
     ("small", "glass_blur"): (1, 2, 4),
+    ("tiny", "glass_blur"): (3,),
     # ImageNet-C / CIFAR-10-C elastic: the ladders change the displacement's smoothness and the
     # affine part against each other (ImageNet-C 1-2: sigma 171 and 20 px, 3-5: 2.4 px)
     ("small", "elastic_transform"): (1, 2, 3, 4),

@@ -168,3 +168,25 @@ def test_tiny_ladders_grow_monotonically() -> None:
         assert all(a < b for a, b in zip(tiny[name], tiny[name][1:], strict=False)), name
     for name in shrinks:
         assert all(a > b for a, b in zip(tiny[name], tiny[name][1:], strict=False)), name
+
+
+def _cell(value, name: str) -> str:
+    """A table value as docs/corruptions.md writes it."""
+    if name == "zoom_blur":
+        factors = zoom_factors(*value)
+        return f"1.00-{factors[-1]:.2f} / {value.step:g} ({len(factors)})"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_cell(v, "") for v in value) + ")"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def test_docs_list_every_parameter(repo_root) -> None:
+    """docs/corruptions.md shows each table as it is in the code (update the docs with it)."""
+    text = (repo_root / "docs" / "corruptions.md").read_text()
+    for name in corruption_names():
+        section = text.split(f"#### `{name}`", 1)
+        assert len(section) == 2, f"docs/corruptions.md has no section for {name}"
+        lines = section[1].split("####", 1)[0].splitlines()
+        for table, values in TABLES.items():
+            expected = f"| {table} | " + " | ".join(_cell(v, name) for v in values[name]) + " |"
+            assert expected in lines, f"docs/corruptions.md, {name}: expected row {expected}"

@@ -10,6 +10,7 @@ deliberate difference from the reference scripts.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -80,24 +81,33 @@ def chunk_size(height: int, width: int) -> int:
     return max(1, CHUNK_PIXELS // (height * width))
 
 
+def corrupt_chunks(name: str, images: np.ndarray, severity: int, seed: int) -> Iterator[np.ndarray]:
+    """Corrupted chunks of :func:`apply_corruption`, in order, for progress reporting.
+
+    The arguments are checked before the first chunk; chunks of :func:`chunk_size` images share
+    one generator seeded by ``seed``.
+    """
+    corrupt = get_corruption(name)
+    check_images(images)
+    check_severity(severity)
+    parameter(name, severity, images.shape[1], images.shape[2])  # fail before any work
+    return _chunks(corrupt, images, int(severity), np.random.default_rng(seed))
+
+
+def _chunks(corrupt: Corruption, images: np.ndarray, severity: int, rng: np.random.Generator):
+    step = chunk_size(images.shape[1], images.shape[2])
+    for start in range(0, len(images), step):
+        yield corrupt(images[start : start + step], severity, rng)
+
+
 def apply_corruption(name: str, images: np.ndarray, severity: int, seed: int) -> np.ndarray:
     """Apply corruption ``name`` at ``severity`` with a generator seeded by ``seed``.
 
     Deterministic: the same images, severity and seed give the same bytes. Images go through in
     chunks of :func:`chunk_size` (fixed per image size) that share one generator, to bound memory.
     """
-    corrupt = get_corruption(name)
-    check_images(images)
-    check_severity(severity)
-    parameter(name, severity, images.shape[1], images.shape[2])  # fail before any work
-    rng = np.random.default_rng(seed)
-    if len(images) == 0:
-        return images.copy()
-    step = chunk_size(images.shape[1], images.shape[2])
-    chunks = [
-        corrupt(images[i : i + step], int(severity), rng) for i in range(0, len(images), step)
-    ]
-    return np.concatenate(chunks)
+    chunks = list(corrupt_chunks(name, images, severity, seed))
+    return np.concatenate(chunks) if chunks else images.copy()
 
 
 __all__ = [
@@ -113,6 +123,7 @@ __all__ = [
     "brightness",
     "chunk_size",
     "contrast",
+    "corrupt_chunks",
     "corruption_group",
     "corruption_names",
     "corruption_seed",
