@@ -215,10 +215,13 @@ def test_severity_increases_distortion(shape: tuple[int, ...], table: str) -> No
 
 
 def test_grey_equals_rgb_for_channelwise_corruptions() -> None:
-    """Deterministic channel-wise corruptions act on grey as on each channel of equal RGB."""
+    """Channel-wise corruptions act on grey as on each channel of equal RGB (random ones draw
+    the same numbers for both: their draws do not depend on the channels)."""
     grey = smooth((2, 32, 32, 1))
     rgb = np.repeat(grey, 3, axis=-1)
-    for name in ["defocus_blur", "zoom_blur", "gaussian_blur", "pixelate", "contrast"]:
+    channelwise = ["defocus_blur", "zoom_blur", "gaussian_blur", "pixelate", "contrast"]
+    same_draws = ["glass_blur", "motion_blur", "elastic_transform", "fog", "shear", "translate"]
+    for name in channelwise + same_draws:
         for severity in (1, 5):
             a = apply_corruption(name, grey, severity, 0)
             b = apply_corruption(name, rgb, severity, 0)

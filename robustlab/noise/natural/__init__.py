@@ -94,7 +94,9 @@ def corrupt_chunks(name: str, images: np.ndarray, severity: int, seed: int) -> I
     return _chunks(corrupt, images, int(severity), np.random.default_rng(seed))
 
 
-def _chunks(corrupt: Corruption, images: np.ndarray, severity: int, rng: np.random.Generator):
+def _chunks(
+    corrupt: Corruption, images: np.ndarray, severity: int, rng: np.random.Generator
+) -> Iterator[np.ndarray]:
     step = chunk_size(images.shape[1], images.shape[2])
     for start in range(0, len(images), step):
         yield corrupt(images[start : start + step], severity, rng)

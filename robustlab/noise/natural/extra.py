@@ -36,7 +36,9 @@ def gaussian_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -
     return to_uint8(ops.gaussian_blur(to_float(images), sigma))
 
 
-def liquid_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Spatter):
+def liquid_layer(
+    rng: np.random.Generator, n: int, height: int, width: int, p: Spatter
+) -> np.ndarray:
     """N x H x W float64: N(mean, std) noise, Gaussian-blurred (edges repeated), zeroed below
     ``threshold``."""
     layer = rng.normal(p.mean, p.std, size=(n, height, width))

@@ -21,7 +21,7 @@ def _signs(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.integers(0, 2, size=shape) * 2 - 1
 
 
-def warp(images: np.ndarray, matrices: np.ndarray, shifts: np.ndarray | None = None):
+def warp(images: np.ndarray, matrices: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
     """Warp uint8 images by per-image 2 x 2 inverse maps about the centre (+ shifts, px)."""
     _, h, w, _ = images.shape
     maps = np.stack([ops.centred_affine(m, h, w) for m in matrices])

@@ -102,7 +102,9 @@ def separable(p: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return along_height(along_width(p, cols), rows)
 
 
-def gaussian_blur(x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0):
+def gaussian_blur(
+    x: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0
+) -> np.ndarray:
     """Gaussian blur over H and W of N x H x W x C float images (scipy/skimage conventions)."""
     _, h, w, c = x.shape
     rows = gaussian_matrix(h, float(sigma), truncate, mode)
