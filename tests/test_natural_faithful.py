@@ -45,10 +45,13 @@ def photos() -> np.ndarray:
 
 
 def fork(name: str, image: np.ndarray, severity: int, seed: int) -> np.ndarray:
+    """The fork's corruption, seeded (glass and impulse take their own seed, else they draw
+    from the OS)."""
     np.random.seed(seed)
+    kwargs = {"seed": seed} if name in ("glass_blur", "impulse_noise") else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return ic.corrupt(image, severity, name)
+        return ic.corrupt(image, severity, name, **kwargs)
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> int:
