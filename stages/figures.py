@@ -6,8 +6,10 @@ python -m stages.figures --metrics results/metrics.parquet --out-dir reports/fig
 
 Writes ``{name}.png`` atomically for each of ``--names`` (the Snakefile's FIGURE_NAMES, a
 function of params.yaml; default: every figure the tables support). A name the tables cannot
-support is an error naming the figure, so no figure is an empty panel. Architecture families
-(the colours) come from the model cards.
+support is an error naming the figure, so no figure is an empty panel. PNGs of known figures
+that are not among the names (left by an earlier grid) are removed, so the folder DVC renders
+holds exactly this grid's figures. Architecture families (the colours) come from the model
+cards.
 """
 
 from __future__ import annotations
@@ -30,8 +32,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     from robustlab.report.figures import write_figures
+    from robustlab.report.plan import ALL_FIGURES
 
-    write_figures(read_inputs(args), args.out_dir, args.names)
+    written = write_figures(read_inputs(args), args.out_dir, args.names)
+    for name in ALL_FIGURES:
+        stale = args.out_dir / f"{name}.png"
+        if stale not in written and stale.exists():
+            stale.unlink()
 
 
 if __name__ == "__main__":

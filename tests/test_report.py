@@ -198,6 +198,18 @@ def test_a_figure_without_data_is_an_error(minimal: tuple[Tree, str]) -> None:
     assert done.returncode != 0 and "figure 'transfer_asr' has no data" in done.stderr
 
 
+def test_figures_stage_removes_figures_the_grid_no_longer_draws(
+    minimal: tuple[Tree, str], tmp_path: Path
+) -> None:
+    tree, _ = minimal
+    (tmp_path / "clat_training_curves.png").write_bytes(b"old")
+    (tmp_path / "notes.txt").write_text("mine")
+    stages.figures.main(
+        [*tree.input_args(), "--out-dir", str(tmp_path), "--names", "robust_accuracy_vs_eps"]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "robust_accuracy_vs_eps.png"]
+
+
 def test_kendall_tau_annotation() -> None:
     # pairs (1,1) (2,3) (3,2): 2 concordant, 1 discordant -> tau = 1/3; exact p = 1
     assert kendall_note([1, 2, 3], [1, 3, 2]) == "τ = 0.33 (p = 1, n = 3)"

@@ -10,7 +10,6 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
-from scipy.stats import kendalltau
 
 from robustlab.report.data import ReportData, Run
 from robustlab.report.panels import (
@@ -177,6 +176,8 @@ def kendall_note(xs: Sequence[float], ys: Sequence[float]) -> str:
     fewer than three points or a constant axis."""
     if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
         return f"τ n/a (n = {len(xs)})"
+    from scipy.stats import kendalltau  # only sweeps need it; importing scipy takes a while
+
     result = kendalltau(xs, ys)
     tau, p = float(result.statistic), float(result.pvalue)
     if math.isnan(tau):
