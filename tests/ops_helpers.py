@@ -1,0 +1,213 @@
+"""Helpers of the operations tests (failure drills, DVC remote, SLURM): grids, processes, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from tests.pipeline_helpers import REPO, copy_repo, env, git_init, merged_config
+
+# The grid of the drills, DVC and SLURM tests: the smoke preset cut to one architecture, two
+# techniques, two attacks, one corruption and one perturbation on 300 training images. Every
+# rule of the DAG still runs (training, attacks, transfer, natural, stability and system noise,
+# aggregation, report), in a fraction of the smoke preset's time.
+TINY = {
+    "grid": {
+        "datasets": ["fashion_mnist"],
+        "architectures": ["small_cnn"],
+        "techniques": ["standard", "pgd_at"],
+    },
+    "datasets": {"fashion_mnist": {"train_size": 300, "test_size": 100, "val_size": 50}},
+    "train": {"epochs": 3, "batch_size": 50, "val_pgd_size": 50},
+    "corruptions": {"names": ["gaussian_noise"]},
+    "perturbations": {"names": ["gaussian_noise"]},
+    "baseline": {"arch": "small_cnn", "technique": "standard"},
+}
+# Replaced, not merged: the two attacks transfer needs, cheap ones.
+TINY_ATTACKS = {
+    "fgsm": {},
+    "pgd_linf": {"steps": 3, "step_size": 0.5, "random_start": True, "restarts": 1},
+}
+
+
+def smoke_config() -> dict:
+    """params.yaml with presets/smoke.yaml applied."""
+    return merged_config(REPO / "params.yaml", REPO / "presets/smoke.yaml")
+
+
+def tiny_config() -> dict:
+    """The smoke configuration cut down to the TINY grid."""
+    config = smoke_config()
+    for key, value in TINY.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = _merge(config[key], value)
+        else:
+            config[key] = value
+    config["attacks"] = TINY_ATTACKS
+    return config
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = (
+            _merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
+    return out
+
+
+def make_repo(dest: Path, config: dict, git: bool = True) -> Path:
+    """A copy of the repository whose params.yaml is ``config``; a git commit when ``git``."""
+    repo = copy_repo(dest)
+    (repo / "params.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if git:
+        git_init(repo)
+    return repo
+
+
+def start(cmd: list[str], cwd: Path, log: Path, extra_env: dict | None = None) -> subprocess.Popen:
+    """Start ``cmd`` in a new session (its own process group), output to ``log``."""
+    environ = env()
+    environ.update(extra_env or {})
+    handle = log.open("w")
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=environ, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the whole process group of ``proc`` and wait until its leader is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def group_alive(pgid: int, grace: float = 10.0) -> bool:
+    """Whether a process of group ``pgid`` still runs ``grace`` seconds on (zombies do not)."""
+    deadline = time.monotonic() + grace
+    while True:
+        states = [state for state, _ in _group_processes(pgid)]
+        if all(state == "Z" for state in states) or time.monotonic() > deadline:
+            return any(state != "Z" for state in states)
+        time.sleep(0.2)
+
+
+def _group_processes(pgid: int) -> list[tuple[str, str]]:
+    """(state, command line) of the processes of group ``pgid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid:
+                raw = (stat.parent / "cmdline").read_bytes()
+                found.append((fields[0], raw.replace(b"\0", b" ").decode(errors="replace")))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def wait_until(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float, what: str):
+    """Poll ``condition`` every 0.2 s; fail if ``proc`` ends first or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"the pipeline ended (exit {proc.returncode}) before {what}")
+        time.sleep(0.2)
+    raise AssertionError(f"no {what} within {timeout:.0f} s")
+
+
+def tables(repo: Path) -> dict[str, pd.DataFrame]:
+    """Every Parquet table of a run, keyed by path; wall-clock columns dropped."""
+    out = {}
+    for folder in ("data", "models", "results"):
+        for path in sorted((repo / folder).glob("**/*.parquet")):
+            frame = pd.read_parquet(path)
+            if path.name == "history.parquet":
+                frame = frame.drop(columns=["seconds"], errors="ignore")
+            out[path.relative_to(repo).as_posix()] = frame
+    return out
+
+
+def assert_same_tables(got: Path, expected: Path) -> None:
+    """Same set of tables with identical contents; results/metrics.parquet byte for byte."""
+    a, b = tables(got), tables(expected)
+    assert sorted(a) == sorted(b)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
+    metrics = "results/metrics.parquet"
+    assert (got / metrics).read_bytes() == (expected / metrics).read_bytes()
+
+
+def stray_temporaries(repo: Path) -> list[str]:
+    """Temporary files of atomic writes left in the artifact folders."""
+    return sorted(
+        p.relative_to(repo).as_posix()
+        for folder in ("data", "models", "results", "reports")
+        for p in (repo / folder).glob("**/.*.tmp")
+    )
+
+
+def group_commands(pgid: int) -> list[str]:
+    """Command lines of the live (not zombie) processes of process group ``pgid``."""
+    return [command for state, command in _group_processes(pgid) if state != "Z"]
+
+
+_SESSION: dict[str, Path] = {}
+
+
+def tiny_reference(tmp_path_factory) -> Path:
+    """The TINY grid run once per test session, uninterrupted, by `dvc repro`; read-only.
+
+    A git repository with a local DVC remote (pushed) and its output cache in the shared folder
+    returned by ``shared_output_cache``, so experiments in clones can reuse its trained models.
+    """
+    if "reference" not in _SESSION:
+        base = tmp_path_factory.mktemp("tiny-reference")
+        repo = make_repo(base / "repo", tiny_config())
+        run(["dvc", "remote", "add", "-d", "store", str(base / "dvc-remote")], repo)
+        run(["git", "commit", "-qam", "DVC remote"], repo)
+        _SESSION["cache"] = base / "output-cache"
+        run(["dvc", "repro"], repo, extra_env={"ROBUSTLAB_OUTPUT_CACHE": str(_SESSION["cache"])})
+        run(["dvc", "push"], repo)
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-qm", "tiny grid results"], repo)
+        _SESSION["reference"] = repo
+    return _SESSION["reference"]
+
+
+def shared_output_cache() -> Path:
+    """The output cache the session's reference run filled (call tiny_reference first)."""
+    return _SESSION["cache"]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900, extra_env=None):
+    """pipeline_helpers.run with extra environment variables."""
+    environ = env()
+    environ.update(extra_env or {})
+    proc = subprocess.run(
+        cmd, cwd=cwd, env=environ, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}"
+            f"\n--- stderr\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def clone(origin: Path, dest: Path) -> Path:
+    """A git clone of ``origin`` (no pipeline outputs: those are DVC's)."""
+    run(["git", "clone", "-q", str(origin), str(dest)], origin.parent)
+    return dest

@@ -1,0 +1,197 @@
+"""Failure drills on the tiny grid (tests/ops_helpers.py), run by `dvc repro` as `make run` does.
+
+One copy of the repository is killed with SIGKILL (its whole process group) while a model trains
+and again while an attack runs, then rerun: its tables must equal those of the session's
+uninterrupted reference run. The same copy then gets a truncated results table, which the next
+run must rebuild instead of reading, and two concurrent `make run`. A separate copy checks that a
+failing job leaves no partial outputs and a log naming the cause.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+import yaml
+
+from tests.ops_helpers import (
+    assert_same_tables,
+    clone,
+    group_alive,
+    group_commands,
+    kill_group,
+    run,
+    start,
+    stray_temporaries,
+    tiny_reference,
+    wait_until,
+)
+from tests.pipeline_helpers import REPO
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc"),
+]
+
+TRAINED = ["fashion_mnist/small_cnn/standard", "fashion_mnist/small_cnn/pgd_at"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    return tiny_reference(tmp_path_factory)
+
+
+def _running(proc, module: str) -> bool:
+    return any(f"-m stages.{module} " in c for c in group_commands(proc.pid))
+
+
+@pytest.fixture(scope="module")
+def drilled(reference, tmp_path_factory) -> dict:
+    """A clone of the reference commit killed while training, then while attacking, then rerun."""
+    base = tmp_path_factory.mktemp("drill")
+    repo = clone(reference, base / "repo")
+    facts: dict = {"repo": repo}
+
+    proc = start(["dvc", "repro"], repo, base / "run1.log")
+    # an epoch is done (its checkpoint written) and the job still trains
+    wait_until(
+        lambda: any(repo.glob("models/**/checkpoint.safetensors")) and _running(proc, "train"),
+        proc,
+        timeout=600,
+        what="a training checkpoint",
+    )
+    facts["checkpoints"] = sorted(p.parent.name for p in repo.glob("models/**/checkpoint.*"))
+    kill_group(proc)
+    facts["alive_after_first_kill"] = group_alive(proc.pid)
+    facts["trained_before_first_kill"] = [
+        r for r in TRAINED if (repo / "models" / r / "model.safetensors").exists()
+    ]
+
+    proc = start(["dvc", "repro"], repo, base / "run2.log")
+    wait_until(lambda: _running(proc, "attack"), proc, timeout=600, what="an attack job")
+    kill_group(proc)
+    facts["alive_after_second_kill"] = group_alive(proc.pid)
+    facts["metrics_after_second_kill"] = (repo / "results/metrics.parquet").exists()
+
+    facts["rerun"] = run(["dvc", "repro"], repo)
+    return facts
+
+
+def test_runs_killed_during_training_and_attacks_end_as_an_uninterrupted_run(drilled, reference):
+    repo = drilled["repo"]
+    assert not drilled["alive_after_first_kill"] and not drilled["alive_after_second_kill"]
+    assert drilled["checkpoints"], "the first kill came after training"
+    assert len(drilled["trained_before_first_kill"]) < len(TRAINED)
+    assert not drilled["metrics_after_second_kill"]
+    assert_same_tables(repo, reference)
+    for name in TRAINED:
+        weights = f"models/{name}/model.safetensors"
+        assert (repo / weights).read_bytes() == (reference / weights).read_bytes(), name
+        assert not (repo / "models" / name / "checkpoint.safetensors").exists()
+    assert stray_temporaries(repo) == []
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def test_a_truncated_results_table_is_rebuilt_not_read(drilled, reference):
+    repo = drilled["repo"]
+    name = "results/fashion_mnist/small_cnn/pgd_at/adversarial/pgd_linf.parquet"
+    good = (repo / name).read_bytes()
+    (repo / name).write_bytes(good[: len(good) // 2])
+    assert "modified" in run(["dvc", "status"], repo).stdout
+    rerun = run(["dvc", "repro"], repo)
+    assert f"check-outputs: {name}: not a readable Parquet file" in rerun.stderr
+    assert (repo / name).read_bytes() == good
+    assert (repo / ".snakemake/broken" / name).stat().st_size == len(good) // 2
+    assert_same_tables(repo, reference)
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def test_two_concurrent_make_runs_do_not_corrupt_each_other(drilled, reference, tmp_path):
+    repo = drilled["repo"]
+    venv = Path(sys.executable).parent.parent
+    make = ["make", "--no-print-directory", "run", f"VENV={venv}", "STAMP="]
+    # make the first run do some work: the aggregate table and everything after it
+    (repo / "results/metrics.parquet").unlink()
+    first = start(make, repo, tmp_path / "first.log")
+    wait_until(lambda: _running(first, "aggregate"), first, timeout=300, what="the aggregate job")
+    second = start(make, repo, tmp_path / "second.log")
+    assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
+    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
+    first_log, second_log = (
+        (tmp_path / "first.log").read_text(),
+        (tmp_path / "second.log").read_text(),
+    )
+    assert "another 'make run' is running in this checkout; waiting" in second_log
+    assert "Stage 'benchmark' didn't change, skipping" in second_log  # it found the work done
+    assert "Running stage 'benchmark'" in first_log
+    assert_same_tables(repo, reference)
+
+
+def test_a_failing_job_leaves_no_partial_outputs_and_its_log_names_the_cause(reference, tmp_path):
+    repo = clone(reference, tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["architectures"]["small_cnn"]["widht"] = 8  # a typo the schema cannot know about
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    failed = run(["dvc", "repro"], repo, check=False)
+    assert failed.returncode != 0
+    output = failed.stdout + failed.stderr
+    log = "logs/train/fashion_mnist/small_cnn/standard.log"
+    assert "Error in rule train" in output and log in output
+    assert "bad option" in (repo / log).read_text() and "widht" in (repo / log).read_text()
+    for name in TRAINED:
+        for item in ("model.safetensors", "history.parquet", "card.json"):
+            assert not (repo / "models" / name / item).exists(), f"{name}/{item}"
+    assert not (repo / "results").exists() or not any((repo / "results").rglob("*.parquet"))
+    assert stray_temporaries(repo) == []
+    assert (repo / "data/prepared/fashion_mnist/train.parquet").exists()  # upstream work is kept
+
+
+def _check_outputs(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "scripts/check-outputs"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_check_outputs_moves_exactly_the_damaged_files_aside(tmp_path):
+    from safetensors.torch import save_file
+
+    results = tmp_path / "results/run"
+    results.mkdir(parents=True)
+    pq.write_table(pa.table({"x": list(range(100))}), results / "good.parquet")
+    full = (results / "good.parquet").read_bytes()
+    (results / "cut.parquet").write_bytes(full[:-10])
+    save_file({"w": torch.arange(12.0)}, str(results / "good.safetensors"))
+    weights = (results / "good.safetensors").read_bytes()
+    (results / "cut.safetensors").write_bytes(weights[:-4])
+    (results / "good.json").write_text('{"a": 1}')
+    (results / "cut.json").write_text('{"a": ')
+    (results / ".good.parquet.abc123.tmp").write_bytes(b"half")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "HASH_weights.safetensors").write_bytes(weights[:20])
+    (results / "linked.safetensors").symlink_to(cache / "HASH_weights.safetensors")
+
+    listed = _check_outputs(tmp_path, "--dry-run")
+    assert listed.stdout == ""  # a dry run moves and lists nothing
+    assert (results / "cut.parquet").exists() and (results / ".good.parquet.abc123.tmp").exists()
+
+    done = _check_outputs(tmp_path)
+    damaged = ("cut.json", "cut.parquet", "cut.safetensors", "linked.safetensors")
+    assert sorted(done.stdout.split()) == [f"results/run/{n}" for n in damaged]
+    for name in ("cut.json", "cut.parquet", "cut.safetensors"):
+        assert (tmp_path / ".snakemake/broken/results/run" / name).exists()
+    assert (tmp_path / ".snakemake/broken/output-cache/HASH_weights.safetensors").exists()
+    assert not (cache / "HASH_weights.safetensors").exists()  # the damaged cache entry too
+    kept = sorted(p.name for p in results.iterdir())
+    assert kept == ["good.json", "good.parquet", "good.safetensors"]
+    assert "temporary file of a killed job; removed" in done.stderr
+    assert _check_outputs(tmp_path).stdout == ""  # nothing left to repair

@@ -1,0 +1,137 @@
+"""DVC experiments and remotes on the tiny grid, starting from the session's reference run.
+
+The reference run (tests/ops_helpers.py) was pushed to a local-directory DVC remote; its
+repository doubles as the git remote. A clone pulls it, runs experiments with `dvc exp run -S`,
+shares one through `dvc exp push`, and a second clone brings it back with `dvc exp apply` +
+`dvc pull` and has nothing to recompute. Trained models come back from Snakemake's output cache
+(shared with the reference run) when the training parameters return to ones trained before.
+tests/test_pipeline.py covers the plain push / fresh clone / pull round trip of a commit.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.ops_helpers import clone, run, shared_output_cache, tiny_reference
+
+pytestmark = pytest.mark.e2e
+
+EXPERIMENT = "pgd-steps-5"
+PGD_AT_WEIGHTS = "models/fashion_mnist/small_cnn/pgd_at/model.safetensors"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    return tiny_reference(tmp_path_factory)
+
+
+def _cache_env() -> dict[str, str]:
+    return {"ROBUSTLAB_OUTPUT_CACHE": str(shared_output_cache())}
+
+
+def _files(repo: Path, folder: str) -> dict[str, tuple[bytes, int]]:
+    return {
+        p.relative_to(repo).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted((repo / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def _output(proc) -> str:
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def workspace(reference, tmp_path_factory) -> dict:
+    """A clone of the reference with its outputs pulled, then an evaluation-only experiment."""
+    repo = clone(reference, tmp_path_factory.mktemp("experiments") / "repo")
+    run(["dvc", "pull"], repo)
+    models = _files(repo, "models")
+    experiment = run(
+        ["dvc", "exp", "run", "-n", EXPERIMENT, "-S", "attacks.pgd_linf.steps=5"],
+        repo,
+        extra_env=_cache_env(),
+    )
+    return {"repo": repo, "models_before": models, "log": _output(experiment)}
+
+
+def _find_experiment(node, name: str):
+    """The entry of ``dvc exp show --json`` output named ``name`` (its layout varies by version)."""
+    if isinstance(node, dict):
+        if node.get("name") == name and "data" in node:
+            return node
+        children = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find_experiment(child, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _data(entry: dict, kind: str, path: str) -> dict:
+    return entry["data"][kind][path]["data"]
+
+
+def test_an_evaluation_experiment_retrains_nothing_and_is_listed_with_its_metrics(workspace):
+    repo, log = workspace["repo"], workspace["log"]
+    assert "rule attack:" in log  # the changed attack reran...
+    assert "rule train:" not in log  # ...and no model was trained or restored
+    assert _files(repo, "models") == workspace["models_before"]
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    entry = _find_experiment(shown, EXPERIMENT)
+    assert entry is not None, f"{EXPERIMENT} missing from dvc exp show"
+    assert _data(entry, "params", "params.yaml")["attacks"]["pgd_linf"]["steps"] == 5
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert _data(entry, "metrics", "reports/metrics.json") == metrics
+
+
+def test_an_experiment_comes_back_in_a_fresh_clone_without_recomputation(
+    workspace, reference, tmp_path
+):
+    repo = workspace["repo"]
+    run(["dvc", "exp", "push", "origin", EXPERIMENT], repo)  # git refs + DVC objects
+    fresh = clone(reference, tmp_path / "fresh")
+    run(["dvc", "exp", "pull", "--no-cache", "origin", EXPERIMENT], fresh)  # only the git refs
+    # apply writes the experiment's params.yaml and dvc.lock, then reports the outputs it could
+    # not check out (not in this clone's cache yet); dvc pull fetches them
+    applied = run(["dvc", "exp", "apply", EXPERIMENT], fresh, check=False)
+    assert applied.returncode == 0 or "Checkout failed" in applied.stderr, _output(applied)
+    run(["dvc", "pull"], fresh)
+    params = yaml.safe_load((fresh / "params.yaml").read_text())
+    assert params["attacks"]["pgd_linf"]["steps"] == 5
+    assert "up to date" in run(["dvc", "status"], fresh).stdout
+    dry = run(["snakemake", "-n", "--cores", "1"], fresh)
+    assert "Nothing to be done" in _output(dry)
+    for name in ("results/metrics.parquet", "reports/metrics.json", PGD_AT_WEIGHTS):
+        assert (fresh / name).read_bytes() == (repo / name).read_bytes(), name
+
+
+def test_models_of_earlier_training_parameters_come_from_the_output_cache(
+    workspace, reference, tmp_path
+):
+    # what the DVC stage does: the cache folder of scripts/output-cache-dir, --cache train clat
+    repo = workspace["repo"]
+    folder = run(["scripts/output-cache-dir"], repo, extra_env=_cache_env()).stdout.strip()
+    assert Path(folder).parent == shared_output_cache()
+    assert len(list(Path(folder).glob("*_weights.safetensors"))) >= 2  # stored by the reference
+    smk = ["env", f"SNAKEMAKE_OUTPUT_CACHE={folder}", "snakemake", "--cores", "2", "--nolock"]
+    smk += ["--cache", "train", "clat"]
+    changed = tmp_path / "pgd_at_steps_3.yaml"
+    changed.write_text(yaml.safe_dump({"techniques": {"pgd_at": {"steps": 3}}}))
+    trained = run([*smk, "--configfile", str(changed), "--", PGD_AT_WEIGHTS], repo)
+    assert f"Moving output file {PGD_AT_WEIGHTS} to cache" in _output(trained)
+    assert (repo / PGD_AT_WEIGHTS).read_bytes() != (reference / PGD_AT_WEIGHTS).read_bytes()
+
+    back = run([*smk, "--", PGD_AT_WEIGHTS], repo)  # params.yaml: the reference's steps again
+    assert f"Symlinking output file {PGD_AT_WEIGHTS} from cache" in _output(back)
+    train_log = (repo / "logs/train/fashion_mnist/small_cnn/pgd_at.log").read_text()
+    assert "epoch" not in train_log  # the training stage did not run
+    assert (repo / PGD_AT_WEIGHTS).read_bytes() == (reference / PGD_AT_WEIGHTS).read_bytes()

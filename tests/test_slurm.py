@@ -1,0 +1,140 @@
+"""The SLURM profiles: what each job asks the scheduler for, and a run on a real SLURM cluster.
+
+profiles/slurm is checked by dry runs (GPU, memory and runtime per rule, groups of tiny jobs).
+profiles/slurm-local runs the tiny grid (tests/ops_helpers.py) through `SMK_PROFILE=... dvc repro`
+on a single-node cluster that scripts/slurm-cluster starts from Debian's packages (installed with
+apt-get when missing); its tables must equal the session's local reference run. Without root,
+packages or working daemons that test is skipped, saying why; ROBUSTLAB_SKIP_SLURM=1 skips it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.ops_helpers import (
+    assert_same_tables,
+    clone,
+    make_repo,
+    run,
+    tiny_config,
+    tiny_reference,
+)
+from tests.pipeline_helpers import REPO
+
+pytestmark = pytest.mark.e2e
+
+SCRIPT = REPO / "scripts/slurm-cluster"
+DAEMONS = ("munged", "slurmctld", "slurmd")
+
+
+def _profile(name: str) -> dict:
+    return yaml.safe_load((REPO / "profiles" / name / "config.yaml").read_text())
+
+
+def test_workflow_profile_does_not_override_the_cluster_profiles():
+    # Snakemake applies profiles/default on top of --profile, key by key: a key both define
+    # must agree, or profiles/default would silently replace the cluster's value.
+    default = _profile("default")
+    for name in ("slurm", "slurm-local"):
+        profile = _profile(name)
+        clashes = {k: (profile[k], default[k]) for k in profile if k in default}
+        assert {k: v for k, v in clashes.items() if v[0] != v[1]} == {}, name
+        assert profile["executor"] == "slurm"
+
+
+@pytest.fixture(scope="module")
+def dry_run(tmp_path_factory) -> str:
+    repo = make_repo(tmp_path_factory.mktemp("slurm-dry") / "repo", tiny_config(), git=False)
+    proc = run(["snakemake", "-n", "--profile", "profiles/slurm"], repo)
+    return proc.stdout + proc.stderr
+
+
+def _jobs(dry: str) -> list[tuple[str, dict[str, str]]]:
+    """(rule, resources) of every job in a dry run's listing."""
+    jobs = []
+    for block in re.split(r"\n(?=\s*(?:local)?rule \w+:)", dry):
+        rule = re.match(r"\s*(?:local)?rule (\w+):", block)
+        resources = re.search(r"resources: (.+)", block)
+        if rule and resources:
+            pairs = (item.split("=", 1) for item in resources.group(1).split(", "))
+            jobs.append((rule.group(1), dict(pairs)))
+    return jobs
+
+
+def test_slurm_profile_asks_for_a_gpu_memory_and_runtime_for_training(dry_run):
+    jobs = _jobs(dry_run)
+    train = [res for rule, res in jobs if rule == "train"]
+    assert len(train) == 2
+    for res in train:
+        assert res["gpu"] == "1" and res["mem_mb"] == "8000" and res["runtime"] == "120"
+    data = [res for rule, res in jobs if rule in ("prepare", "corrupt")]
+    assert data and all("gpu" not in res and res["mem_mb"] == "4000" for res in data)
+
+
+def test_slurm_profile_bundles_tiny_jobs_into_groups(dry_run):
+    for group in ("data", "evaluate", "report"):
+        assert f"Group job {group} (jobs in lexicogr. order)" in dry_run, group
+    assert "Group job train" not in dry_run  # each training job is its own GPU job
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A single-node SLURM cluster for this module; stopped by pid afterwards."""
+    if os.environ.get("ROBUSTLAB_SKIP_SLURM"):
+        pytest.skip("ROBUSTLAB_SKIP_SLURM is set")
+    if os.geteuid() != 0:
+        pytest.skip("a SLURM test cluster needs root (slurmd runs jobs as their submitter)")
+    state = tmp_path_factory.mktemp("slurm-cluster")
+    started = subprocess.run(
+        [str(SCRIPT), "start", str(state), "2"], capture_output=True, text=True, timeout=900
+    )
+    if started.returncode != 0:
+        subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, timeout=120)
+        reason = started.stderr.strip().splitlines()[-1] if started.stderr.strip() else "?"
+        pytest.skip(f"could not start a SLURM test cluster: {reason}")
+    pids = {name: int((state / f"{name}.pid").read_text()) for name in DAEMONS}
+    yield {"state": state, "pids": pids, "conf": state / "slurm.conf"}
+    subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    return tiny_reference(tmp_path_factory)
+
+
+def test_the_tiny_grid_on_slurm_gives_the_local_tables(cluster, reference, tmp_path):
+    repo = clone(reference, tmp_path / "repo")
+    proc = run(
+        ["dvc", "repro"],
+        repo,
+        timeout=1800,
+        extra_env={"SMK_PROFILE": "profiles/slurm-local", "SLURM_CONF": str(cluster["conf"])},
+    )
+    log = proc.stdout + proc.stderr
+    assert "has been submitted with SLURM jobid" in log
+    submitted = {p.name for p in (repo / "logs/slurm").iterdir()}
+    assert "rule_train" in submitted and any(s.startswith("group_data") for s in submitted)
+    assert_same_tables(repo, reference)
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def test_stopping_the_cluster_ends_exactly_its_daemons(cluster):
+    for pid in cluster["pids"].values():
+        os.kill(pid, 0)  # running until now
+    subprocess.run([str(SCRIPT), "stop", str(cluster["state"])], check=True, timeout=120)
+    for name, pid in cluster["pids"].items():
+        assert not Path(f"/proc/{pid}").exists() or _zombie(pid), name
+        assert not (cluster["state"] / f"{name}.pid").exists()
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
