@@ -67,8 +67,11 @@ class DevTools:
         self._from_browser, from_browser_w = os.pipe()
 
         def wire() -> None:  # in the child: the protocol's fds 3 (commands) and 4 (replies)
-            os.dup2(to_browser_r, 3)
-            os.dup2(from_browser_w, 4)
+            # copy to fresh numbers first: a pipe end may already be fd 3 or 4, and dup2 onto
+            # itself would leave it close-on-exec
+            read_end, write_end = os.dup(to_browser_r), os.dup(from_browser_w)
+            os.dup2(read_end, 3)
+            os.dup2(write_end, 4)
 
         self.proc = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={profile}", "about:blank"],

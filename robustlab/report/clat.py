@@ -97,8 +97,8 @@ def trainable_html(data: ReportData) -> str:
                 Cell(
                     "–" if share is None else f"{share:.1f}%", "" if share is None else repr(share)
                 ),
-                text_cell(fine),
-                text_cell(settings.replace("lam", "λ") or "–"),
+                text_cell(fine, **{"class": "wrap"}),
+                text_cell(settings.replace("lam", "λ") or "–", **{"class": "wrap"}),
             ]
         )
     return render_table(columns, rows, table_id="clat-trainable")

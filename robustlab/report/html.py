@@ -31,6 +31,12 @@ table.sortable th:hover{background:#e2e8f0}
 th[aria-sort=ascending]::after{content:" \\25B2"}
 th[aria-sort=descending]::after{content:" \\25BC"}
 td.text,th.text{text-align:left}
+td.wrap{white-space:normal;min-width:18em;max-width:40em}
+#leaderboard-table{font-size:0.8em}
+#leaderboard-table td,#leaderboard-table th{padding:2px 5px}
+#leaderboard-table tbody td:nth-child(2),#leaderboard-table thead th:nth-child(2){position:sticky;
+left:0;background:#fff;z-index:2;box-shadow:1px 0 0 #ccc}
+#leaderboard-table thead th:nth-child(2){background:#f0f0f0;z-index:3}
 td.guard-fail{outline:2px solid #b00020;outline-offset:-2px;background:#fdecee}
 td.guard-fail::after{content:" \\26A0";color:#b00020}
 td.fail,a.fail,p.fail,.fail{color:#b00020;font-weight:600}

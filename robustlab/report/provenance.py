@@ -30,7 +30,9 @@ def dataset_rows(data: ReportData) -> str:
         Column("test images", is_text=True),
         Column("image (HxWxC), classes", is_text=True),
         Column("test table source checksum (sha256)", is_text=True),
-        Column("training images / validation images (model cards)", is_text=True),
+        Column(
+            "train / val images", "training and validation images of the model cards", is_text=True
+        ),
         Column("training data checksum (model cards)", is_text=True),
     ]
     rows = []
@@ -65,7 +67,9 @@ def evaluation_rows(data: ReportData) -> str:
         Column("evaluation", is_text=True),
         Column("levels (eps or severity)", is_text=True),
         Column("test images per value (n)", is_text=True),
-        Column("model passes (forward / backward, all models and eps)", is_text=True),
+        Column(
+            "model passes", "forward / backward passes, summed over models and eps", is_text=True
+        ),
     ]
     rows = []
     for dataset in data.datasets_present:

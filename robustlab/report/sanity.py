@@ -97,7 +97,7 @@ def _check_rows(frame: pd.DataFrame) -> list[list]:
             text_cell("pass" if r.passed else "FAIL", **({} if r.passed else {"class": "fail"})),
             number_cell(float(r.value)),
             number_cell(float(r.threshold)),
-            text_cell(str(r.detail)),
+            text_cell(str(r.detail), **{"class": "wrap"}),
         ]
         for r in frame.itertuples(index=False)
     ]
