@@ -1,4 +1,8 @@
-"""Helpers shared by the stage CLIs: argument types, threads, versions, reading inputs."""
+"""Helpers shared by the stage CLIs: argument types, threads, versions, reading inputs.
+
+torch and the model zoo are imported inside the helpers that need them, so the stages that only
+move tables (prepare, perturb, system noise, sanity, aggregate) start without loading torch.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,15 @@ import argparse
 import json
 import platform
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
 
 from robustlab.io import read_frame
 from robustlab.metrics.table import validate_metrics_frame
-from robustlab.models.store import load_model
-from robustlab.seeding import default_device
+
+if TYPE_CHECKING:
+    import torch
 
 
 def json_object(text: str) -> dict[str, Any]:
@@ -30,6 +34,8 @@ def json_object(text: str) -> dict[str, Any]:
 
 def set_threads(threads: int) -> None:
     """Use ``threads`` intra-op threads (0 keeps torch's default)."""
+    import torch
+
     if threads > 0:
         torch.set_num_threads(threads)
 
@@ -39,6 +45,7 @@ def library_versions() -> dict[str, str]:
     import numpy
     import pandas
     import pyarrow
+    import torch
 
     import robustlab
 
@@ -88,6 +95,9 @@ def read_metrics(path: Path) -> pd.DataFrame:
 def load_eval_model(model_dir: Path, threads: int) -> tuple[torch.nn.Module, torch.device]:
     """The trained model of ``model_dir`` in eval mode on the default device, and that device."""
     set_threads(threads)
+    from robustlab.models.store import load_model
+    from robustlab.seeding import default_device
+
     device = default_device()
     return load_model(model_dir / "model.safetensors").to(device), device
 

@@ -12,13 +12,16 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from robustlab.io import write_table
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -52,6 +55,8 @@ class ImageSet:
 
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Images as float32 N x C x H x W in [0, 1], labels as int64."""
+        import torch  # imported here: the table stages that never build tensors skip torch
+
         x = torch.from_numpy(self.images).permute(0, 3, 1, 2).float().div_(255.0)
         return x.contiguous(), torch.from_numpy(self.labels.astype(np.int64))
 
