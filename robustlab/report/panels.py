@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +164,3 @@ def sorted_runs(data: ReportData, runs: Sequence[Run], palette: Any) -> list[Run
     """Runs by family, arch, then technique order."""
     archs = palette.ordered_archs(r[1] for r in runs)
     return sorted(runs, key=lambda r: (r[0], archs.index(r[1]), palette.technique_index(r[2])))
-
-
-Getter = Callable[[ReportData, Run], float | None]

@@ -170,13 +170,6 @@ def size_axis(ax: Any, values: Sequence[float], axis: str = "x") -> None:
     target.set_major_formatter(formatter)
 
 
-def note_figure(text: str) -> Figure:
-    """A small figure that only says why there is nothing to draw."""
-    fig = Figure(figsize=(6, 1.2))
-    fig.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    return fig
-
-
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
     """Save a PNG atomically with stable bytes (fixed dpi, no Software tag)."""
     with atomic_path(path) as tmp:
