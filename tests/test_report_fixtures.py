@@ -41,7 +41,6 @@ EVIL = "<script>alert(1)</script>"
 
 # name -> (family, options with the registered `arch`, params, macs)
 FULL_ARCHS = {
-    "robust_resnet_tiny": ("cnn", {"arch": "robust_resnet_tiny"}, 143_000, 23_200_000),
     "rrn_d1-1-1_w1-1-1_k3_r24": (
         "cnn",
         {
