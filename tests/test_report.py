@@ -24,6 +24,7 @@ from robustlab.report.figures import FIGURES, draw_figure, write_figures
 from robustlab.report.figures_size import kendall_note
 from robustlab.report.format import format_count, format_percent
 from robustlab.report.html import render_report
+from robustlab.report.panels import rows_per_dataset
 from robustlab.report.plan import ALL_FIGURES, figure_names, scaling_series, sweep_archs
 from tests.pipeline_helpers import copy_repo, run
 from tests.test_report_fixtures import (
@@ -211,6 +212,23 @@ def test_figures_stage_removes_figures_the_grid_no_longer_draws(
         [*tree.input_args(), "--out-dir", str(tmp_path), "--names", "robust_accuracy_vs_eps"]
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "robust_accuracy_vs_eps.png"]
+
+
+def test_every_dataset_starts_a_row_of_panels() -> None:
+    panels = [("a", 1), ("a", 2), ("b", 1), ("c", 1), ("c", 2), ("c", 3), ("c", 4)]
+    assert rows_per_dataset(panels, 3) == [
+        ("a", 1),
+        ("a", 2),
+        None,
+        ("b", 1),
+        None,
+        None,
+        ("c", 1),
+        ("c", 2),
+        ("c", 3),
+        ("c", 4),
+    ]
+    assert rows_per_dataset(panels[:2], 3) == panels[:2]
 
 
 def test_kendall_tau_annotation() -> None:

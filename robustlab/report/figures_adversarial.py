@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 
 from robustlab.report.data import ReportData
 from robustlab.report.format import format_level, model_label
-from robustlab.report.panels import panel_grid, sorted_runs
+from robustlab.report.panels import grid_for, panel_grid, sorted_runs
 from robustlab.report.style import Palette, model_legend
 
 
@@ -17,8 +17,8 @@ def robust_accuracy_vs_eps(data: ReportData, palette: Palette) -> Figure:
     """One panel per (dataset, attack): robust accuracy over all test images against eps; the
     point at eps 0 is the clean accuracy."""
     panels = [(d, a) for d in data.datasets_present for a in data.attacks(d)]
-    fig, axes = panel_grid(len(panels), 3, (4.4, 3.4))
-    for ax, (dataset, attack) in zip(axes, panels, strict=True):
+    fig, pairs = grid_for(panels, 3, (4.4, 3.4))
+    for ax, (dataset, attack) in pairs:
         adv = data.rows(dataset=dataset, family="adversarial", noise=attack)
         adv = adv[adv["metric"] == "robust_accuracy"]
         for run in sorted_runs(data, data.runs_of(dataset), palette):

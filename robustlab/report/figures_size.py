@@ -16,6 +16,7 @@ from robustlab.report.panels import (
     CLEAN,
     MetricSpec,
     attack_specs,
+    grid_for,
     panel_grid,
     robustness_specs,
     run_size,
@@ -60,9 +61,9 @@ def _scatter(
 def metrics_vs_size(data: ReportData, palette: Palette, size: str) -> Figure:
     """One panel per (dataset, metric): each model's metric against its size."""
     panels = [(d, spec) for d in data.datasets_present for spec in robustness_specs(data, d)]
-    fig, axes = panel_grid(len(panels), 3, (4.2, 3.3))
+    fig, pairs = grid_for(panels, 3, (4.2, 3.3))
     multi = len(data.datasets_present) > 1
-    for ax, (dataset, spec) in zip(axes, panels, strict=True):
+    for ax, (dataset, spec) in pairs:
         runs = sorted_runs(data, data.runs_of(dataset), palette)
         xs = _scatter(ax, data, palette, runs, spec, size)
         size_axis(ax, xs)
@@ -91,8 +92,8 @@ def robust_scaling(data: ReportData, palette: Palette) -> Figure:
     options = data.arch_options
     series = {a: scaling_series(arch_base(a, o), o) for a, o in options.items()}
     panels = [(d, spec) for d in data.datasets_present for spec in [CLEAN, *attack_specs(data, d)]]
-    fig, axes = panel_grid(len(panels), 3, (4.4, 3.5))
-    for ax, (dataset, spec) in zip(axes, panels, strict=True):
+    fig, pairs = grid_for(panels, 3, (4.4, 3.5))
+    for ax, (dataset, spec) in pairs:
         xs_all: list[float] = []
         labelled: set[str] = set()  # each arch is named once per panel
         for technique in data.techniques:

@@ -14,15 +14,42 @@ from robustlab.report.format import format_level
 
 
 def panel_grid(
-    count: int, ncols: int, panel_size: tuple[float, float], legend_width: float = 2.6
+    count: int,
+    ncols: int,
+    panel_size: tuple[float, float],
+    legend_width: float = 2.6,
+    empty: frozenset[int] = frozenset(),
 ) -> tuple[Figure, list[Any]]:
-    """A constrained-layout figure with ``count`` axes in rows of ``ncols`` (extra cells off)."""
+    """A constrained-layout figure with ``count`` cells in rows of ``ncols``; the cells listed
+    in ``empty`` get no axes (None in the returned list)."""
     ncols = max(1, min(ncols, count))
     nrows = max(1, math.ceil(count / ncols))
     width, height = panel_size
     fig = Figure(figsize=(width * ncols + legend_width, height * nrows), layout="constrained")
-    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(count)]
+    axes = [None if i in empty else fig.add_subplot(nrows, ncols, i + 1) for i in range(count)]
     return fig, axes
+
+
+def rows_per_dataset(panels: Sequence[tuple], ncols: int) -> list[tuple | None]:
+    """``panels`` (each starting with its dataset) padded with None so that every dataset
+    starts a new row of ``ncols``."""
+    out: list[tuple | None] = []
+    for k, panel in enumerate(panels):
+        if k and panel[0] != panels[k - 1][0]:
+            out += [None] * (-len(out) % ncols)
+        out.append(panel)
+    return out
+
+
+def grid_for(
+    panels: Sequence[tuple], ncols: int, panel_size: tuple[float, float]
+) -> tuple[Figure, list[tuple[Any, tuple]]]:
+    """A panel grid whose rows start at each dataset; (axes, panel) pairs to draw."""
+    ncols = max(1, min(ncols, max((sum(p[0] == q[0] for q in panels) for p in panels), default=1)))
+    slots = rows_per_dataset(panels, ncols)
+    empty = frozenset(i for i, p in enumerate(slots) if p is None)
+    fig, axes = panel_grid(len(slots), ncols, panel_size, empty=empty)
+    return fig, [(ax, p) for ax, p in zip(axes, slots, strict=True) if p is not None]
 
 
 @dataclass(frozen=True)
@@ -121,8 +148,8 @@ NSD = MetricSpec(
     "all_variants",
     None,
     "nsd",
-    "NSD: minus the std of accuracy over system variants (higher is better)",
-    "NSD (points)",
+    "NSD over system variants (higher is better)",
+    "NSD = -std of accuracy (points)",
     "NSD",
 )
 
