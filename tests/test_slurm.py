@@ -92,7 +92,10 @@ def cluster(tmp_path_factory):
         pytest.skip("a SLURM test cluster needs root (slurmd runs jobs as their submitter)")
     state = tmp_path_factory.mktemp("slurm-cluster")
     started = subprocess.run(
-        [str(SCRIPT), "start", str(state), "2"], capture_output=True, text=True, timeout=900
+        [str(SCRIPT), "start", str(state), str(3 * (os.cpu_count() or 1))],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if started.returncode != 0:
         subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, timeout=120)
