@@ -51,10 +51,10 @@ rule sanity:
 
 # Inputs the figures and the report both read: tables, cards, histories (with those of the runs
 # CLAT starts from, trained even when not in the grid) and CLAT's criticality tables.
-CLAT_RUNS = [run for run in RUNS if clat_base(run.split("/")[2]) is not None]
+CLAT_RUNS = [run for run in RUNS if clat_base(Path(run).name) is not None]
 CLAT_BASE_HISTORIES = sorted(
     {
-        f"models/{run.rsplit('/', 1)[0]}/{clat_base(run.split('/')[2])}/history.parquet"
+        f"models/{Path(run).parent}/{clat_base(Path(run).name)}/history.parquet"
         for run in CLAT_RUNS
     }
     - {f"models/{run}/history.parquet" for run in RUNS}
