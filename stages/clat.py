@@ -5,8 +5,9 @@ python -m stages.clat --train data/prepared/D/train.parquet --dataset D --arch A
     --train-config '{...}' --val-size V --seed S --threads T --out-dir models/D/A/X+clat
     --criticality-out results/D/A/X+clat/criticality.parquet [--no-progress]
 
-Starts from X's weights after epoch N: INIT_DIR/epoch_N.safetensors (written by stages.train
---snapshot-epoch N), or INIT_DIR/model.safetensors when N is X's last epoch. history.parquet
+Starts from X's weights after epoch N: INIT_DIR/pretrain_snapshot.safetensors (written by
+stages.train --snapshot-epoch N; its card must record N), or INIT_DIR/model.safetensors when N
+is X's last epoch. history.parquet
 holds X's rows for epochs 1..N followed by the CLAT epochs N+1, N+2, ...; the criticality table
 has one row per layer and measurement. Resumable through OUT_DIR/checkpoint.safetensors.
 """
@@ -91,13 +92,23 @@ def read_init_card(args: argparse.Namespace) -> dict[str, Any]:
     return card
 
 
-def init_weights_path(init_dir: Path, epoch: int, pretrain_epochs: int) -> Path:
-    """epoch_N.safetensors, or model.safetensors for the pretraining run's last epoch."""
+def init_weights_path(
+    init_dir: Path, epoch: int, pretrain_epochs: int, snapshot_epochs: list[int]
+) -> Path:
+    """pretrain_snapshot.safetensors, or model.safetensors for the pretraining run's last epoch.
+
+    The snapshot counts only when the pretraining card records it was taken after ``epoch``
+    (``snapshot_epochs``), so a snapshot of another epoch is never used."""
     if not 1 <= epoch <= pretrain_epochs:
         raise _fail(f"--init-epoch {epoch} outside the pretraining run's 1..{pretrain_epochs}")
     path = init_dir / "model.safetensors"
     if epoch < pretrain_epochs:
-        path = snapshot_path(init_dir, epoch)
+        path = snapshot_path(init_dir)
+        if list(snapshot_epochs) != [epoch]:
+            raise _fail(
+                f"{path}: taken after epoch(s) {list(snapshot_epochs)}, not {epoch}; retrain the "
+                f"pretraining run with --snapshot-epoch {epoch} (snakemake --forcerun train)"
+            )
     if not path.exists():
         raise _fail(f"{path}: missing; train the pretraining run with --snapshot-epoch {epoch}")
     return path
@@ -135,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
         raise _fail(f"bad --train-config or --clat-config key: {err}") from None
     card = read_init_card(args)
     pretrain_epochs = int(card["train_config"]["epochs"])
-    weights = init_weights_path(args.init_dir, args.init_epoch, pretrain_epochs)
+    weights = init_weights_path(
+        args.init_dir, args.init_epoch, pretrain_epochs, card.get("snapshot_epochs", [])
+    )
     spec = {k: card[k] for k in SPEC_KEYS}
     model = build_from_spec(spec)
     model.load_state_dict(load_file(str(weights)))

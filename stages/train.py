@@ -2,11 +2,12 @@
 
 python -m stages.train --train data/prepared/D/train.parquet --dataset D --arch A
     --arch-config '{}' --technique T --technique-config '{}' --train-config '{}' --val-size 500
-    --seed 0 --out-dir models/D/A/T [--snapshot-epoch N ...] [--threads T] [--no-progress]
+    --seed 0 --out-dir models/D/A/T [--snapshot-epoch N] [--threads T] [--no-progress]
 
-Writes model.safetensors (the EMA weights when EMA is on), history.parquet, card.json and, for
-each --snapshot-epoch N, epoch_N.safetensors (the weights after epoch N, which CLAT can start
-from). A per-epoch checkpoint.safetensors lets a killed job resume; it is deleted at the end.
+Writes model.safetensors (the EMA weights when EMA is on), history.parquet, card.json and, with
+--snapshot-epoch N, pretrain_snapshot.safetensors (the weights after epoch N, which CLAT starts
+from; the card's ``snapshot_epochs`` records N). A per-epoch checkpoint.safetensors lets a
+killed job resume; it is deleted at the end.
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from robustlab.training.techniques import build_technique
 from stages.common import json_object, library_versions, set_threads
 
 
-def snapshot_path(out_dir: Path, epoch: int) -> Path:
-    """Where the weights after ``epoch`` are written (read by stages.clat)."""
-    return Path(out_dir) / f"epoch_{epoch}.safetensors"
+def snapshot_path(out_dir: Path) -> Path:
+    """Where the weights after the --snapshot-epoch are written (read by stages.clat); the
+    epoch is recorded as ``snapshot_epochs`` in the card."""
+    return Path(out_dir) / "pretrain_snapshot.safetensors"
 
 
 def split_train_val(
@@ -84,6 +86,10 @@ def main(argv: list[str] | None = None) -> None:
     except TypeError as err:
         raise SystemExit(f"stages.train: bad --train-config key: {err}") from None
     technique = build_technique(args.technique, **args.technique_config)
+    if len(set(args.snapshot_epoch)) > 1:
+        raise SystemExit(
+            f"stages.train: one --snapshot-epoch at most, got {sorted(set(args.snapshot_epoch))}"
+        )
     bad = [n for n in args.snapshot_epoch if not 1 <= n <= config.epochs]
     if bad:
         raise SystemExit(f"stages.train: --snapshot-epoch {bad} outside 1..{config.epochs}")
@@ -106,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def snapshot(epoch: int, weights: torch.nn.Module) -> None:
         if epoch in args.snapshot_epoch:
-            save_weights(weights, snapshot_path(args.out_dir, epoch))
+            save_weights(weights, snapshot_path(args.out_dir))
 
     history = fit(
         model,

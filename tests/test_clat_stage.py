@@ -104,14 +104,14 @@ def test_train_writes_the_snapshot_and_removes_its_checkpoint(runs):
     base = runs["base"]
     assert sorted(p.name for p in base.iterdir()) == [
         "card.json",
-        "epoch_1.safetensors",
         "history.parquet",
         "model.safetensors",
+        "pretrain_snapshot.safetensors",
     ]
     card = json.loads((base / "card.json").read_text())
     assert card["snapshot_epochs"] == [1] and card["technique_config"]["eps"] == 0.1
     snap, final = (
-        load_file(str(base / "epoch_1.safetensors")),
+        load_file(str(base / "pretrain_snapshot.safetensors")),
         load_file(str(base / "model.safetensors")),
     )
     assert snap.keys() == final.keys()
@@ -163,13 +163,17 @@ def test_clat_card_weights_and_criticality_table(runs):
 
 def test_clat_starts_from_the_snapshot_or_the_final_weights(runs):
     base = runs["base"]
-    assert init_weights_path(base, 1, 2) == base / "epoch_1.safetensors"
-    assert init_weights_path(base, 2, 2) == base / "model.safetensors"
+    snapshot = base / "pretrain_snapshot.safetensors"
+    assert init_weights_path(base, 1, 2, [1]) == snapshot
+    assert init_weights_path(base, 2, 2, [1]) == base / "model.safetensors"
     with pytest.raises(SystemExit, match="outside"):
-        init_weights_path(base, 3, 2)
-    (base / "epoch_1.safetensors").rename(base / "moved.safetensors")
+        init_weights_path(base, 3, 2, [1])
+    # a snapshot the card says was taken after another epoch is never used
+    with pytest.raises(SystemExit, match="taken after epoch"):
+        init_weights_path(base, 1, 3, [2])
+    snapshot.rename(base / "moved.safetensors")
     try:
         with pytest.raises(SystemExit, match="--snapshot-epoch 1"):
-            init_weights_path(base, 1, 2)
+            init_weights_path(base, 1, 2, [1])
     finally:
-        (base / "moved.safetensors").rename(base / "epoch_1.safetensors")
+        (base / "moved.safetensors").rename(snapshot)

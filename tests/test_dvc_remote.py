@@ -117,13 +117,13 @@ def test_an_experiment_comes_back_in_a_fresh_clone_without_recomputation(
 def test_models_of_earlier_training_parameters_come_from_the_output_cache(
     workspace, reference, tmp_path
 ):
-    # what the DVC stage does: the cache folder of scripts/output-cache-dir, --cache train clat
+    # what the DVC stage does: scripts/output-cache-dir's folder, --cache train train_snapshot clat
     repo = workspace["repo"]
     folder = run(["scripts/output-cache-dir"], repo, extra_env=_cache_env()).stdout.strip()
     assert Path(folder).parent == shared_output_cache()
     assert len(list(Path(folder).glob("*_weights.safetensors"))) >= 2  # stored by the reference
     smk = ["env", f"SNAKEMAKE_OUTPUT_CACHE={folder}", "snakemake", "--cores", "2", "--nolock"]
-    smk += ["--cache", "train", "clat"]
+    smk += ["--cache", "train", "train_snapshot", "clat"]
     changed = tmp_path / "pgd_at_steps_3.yaml"
     changed.write_text(yaml.safe_dump({"techniques": {"pgd_at": {"steps": 3}}}))
     trained = run([*smk, "--configfile", str(changed), "--", PGD_AT_WEIGHTS], repo)

@@ -280,7 +280,9 @@ def test_clat_trains_only_the_selected_layers(dvc_run):
     for run_name in clat_runs:
         base_dir = repo / "models" / run_name.replace("+clat", "")
         card = json.loads((repo / "models" / run_name / "card.json").read_text())
-        start = load_file(str(base_dir / f"epoch_{card['pretrain_epoch']}.safetensors"))
+        base_card = json.loads((base_dir / "card.json").read_text())
+        assert base_card["snapshot_epochs"] == [card["pretrain_epoch"]]
+        start = load_file(str(base_dir / "pretrain_snapshot.safetensors"))
         tuned = load_file(str(repo / "models" / run_name / "model.safetensors"))
         table = pd.read_parquet(repo / "results" / run_name / "criticality.parquet")
         selected = set(table[table["selected"]]["layer_name"])  # in any reselection

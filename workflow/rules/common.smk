@@ -132,6 +132,15 @@ SNAPSHOTS = {}
 for _t in CLAT_TECHNIQUES:
     if pretrain_epochs(_t) < config["train"]["epochs"]:
         SNAPSHOTS.setdefault(clat_base(_t), set()).add(pretrain_epochs(_t))
+for _base, _epochs in SNAPSHOTS.items():
+    if len(_epochs) > 1:
+        raise ValueError(
+            f"invalid configuration: the CLAT runs starting from {_base} use different "
+            f"pretrain_epochs ({sorted(_epochs)}); give them the same one (one snapshot per run)"
+        )
+SNAPSHOTS = {base: min(epochs) for base, epochs in SNAPSHOTS.items()}
+# Base techniques whose training also writes pretrain_snapshot.safetensors (rule train_snapshot).
+SNAPSHOT_TECHNIQUES = sorted(SNAPSHOTS)
 
 
 def one_of(names):
@@ -316,7 +325,10 @@ FIGURE_NAMES = _figure_names(
     perturbations=bool(PERTURBATIONS),
 )
 FIGURES = expand("reports/figures/{name}.png", name=FIGURE_NAMES)
-PARAMS_HASH = hashlib.sha256(as_json(config).encode()).hexdigest()[:16]
+# resources: only say where a job runs, not what it computes: left out of the hash
+PARAMS_HASH = hashlib.sha256(
+    as_json({k: v for k, v in config.items() if k != "resources"}).encode()
+).hexdigest()[:16]
 
 
 def baseline_args():

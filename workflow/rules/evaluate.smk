@@ -44,6 +44,11 @@ rule attack:
         batch_size=config["evaluation"]["batch_size"],
         seed=SEED,
     threads: THREADS or 1
+    resources:
+        gpu=config.get("resources", {}).get("attack", {}).get("gpu", 1),
+        mem_mb=config.get("resources", {}).get("attack", {}).get("mem_mb", 8000),
+        runtime=lambda w, attempt: attempt
+        * config.get("resources", {}).get("attack", {}).get("runtime", 120),
     log:
         "logs/attack/{dataset}/{arch}/{technique}/{attack}.log",
     shell:
@@ -76,6 +81,11 @@ rule craft_transfer:
         batch_size=config["evaluation"]["batch_size"],
         seed=SEED,
     threads: THREADS or 1
+    resources:
+        gpu=config.get("resources", {}).get("craft_transfer", {}).get("gpu", 1),
+        mem_mb=config.get("resources", {}).get("craft_transfer", {}).get("mem_mb", 8000),
+        runtime=lambda w, attempt: attempt
+        * config.get("resources", {}).get("craft_transfer", {}).get("runtime", 120),
     log:
         "logs/craft_transfer/{dataset}/{arch}/{technique}.log",
     shell:
@@ -119,6 +129,11 @@ rule probe:
         batch_size=config["evaluation"]["batch_size"],
         seed=SEED,
     threads: THREADS or 1
+    resources:
+        gpu=config.get("resources", {}).get("probe", {}).get("gpu", 1),
+        mem_mb=config.get("resources", {}).get("probe", {}).get("mem_mb", 8000),
+        runtime=lambda w, attempt: attempt
+        * config.get("resources", {}).get("probe", {}).get("runtime", 120),
     log:
         "logs/probe/{dataset}/{arch}/{technique}.log",
     shell:

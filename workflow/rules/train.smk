@@ -19,11 +19,11 @@ rule train:
         seed=SEED,
         out_dir=lambda w, output: str(Path(output.weights).parent),
         # weights CLAT runs start from; a parameter, so adding such a run retrains X with it
-        snapshots=lambda w: " ".join(
-            f"--snapshot-epoch {n}" for n in sorted(SNAPSHOTS.get(w.technique, ()))
+        snapshots=lambda w: (
+            f"--snapshot-epoch {SNAPSHOTS[w.technique]}" if w.technique in SNAPSHOTS else ""
         ),
     wildcard_constraints:
-        technique=one_of(TRAINED_TECHNIQUES),
+        technique=one_of(set(TRAINED_TECHNIQUES) - set(SNAPSHOT_TECHNIQUES)),
     threads: THREADS or 1
     # what a cluster job asks for (profiles/slurm); params.yaml resources.train overrides
     resources:
@@ -44,6 +44,18 @@ rule train:
         " --out-dir {params.out_dir} 2> {log}"
 
 
+# The same training for a technique CLAT starts from before its last epoch: the snapshot it
+# starts from is a declared output, so the output cache stores and restores it with the model.
+use rule train as train_snapshot with:
+    output:
+        weights="models/{dataset}/{arch}/{technique}/model.safetensors",
+        history="models/{dataset}/{arch}/{technique}/history.parquet",
+        card="models/{dataset}/{arch}/{technique}/card.json",
+        snapshot="models/{dataset}/{arch}/{technique}/pretrain_snapshot.safetensors",
+    wildcard_constraints:
+        technique=one_of(SNAPSHOT_TECHNIQUES),
+
+
 rule clat:
     output:
         weights="models/{dataset}/{arch}/{technique}/model.safetensors",
@@ -53,6 +65,11 @@ rule clat:
     input:
         train="data/prepared/{dataset}/train.parquet",
         pretrained=lambda w: f"models/{w.dataset}/{w.arch}/{clat_base(w.technique)}/model.safetensors",
+        snapshot=lambda w: (
+            f"models/{w.dataset}/{w.arch}/{clat_base(w.technique)}/pretrain_snapshot.safetensors"
+            if pretrain_epochs(w.technique) < config["train"]["epochs"]
+            else []
+        ),
         code=stage("clat"),
     params:
         arch=lambda w: arch_base(w.arch),
