@@ -6,7 +6,8 @@ In a fresh copy of the repository: prepares the data, then (1) trains every mode
 with `--cache train train_snapshot clat` into an empty cache (recomputation, plus moving the
 files into the cache), (2) deletes models/ and runs the same command again (retrieval: the jobs
 are restored as links to the cache entries). (2) is repeated and its median printed; (1) runs
-once per repeat in its own cache. `snakemake -n` on the same targets gives the fixed cost of building the DAG.
+once per repeat in its own cache. `snakemake -n` on the same targets gives the fixed cost of
+building the DAG.
 """
 
 from __future__ import annotations
