@@ -20,6 +20,7 @@ from tqdm import tqdm
 from robustlab.data.images import ImageSet, read_images, write_images
 from robustlab.noise.natural import corrupt_chunks, corruption_names, corruption_seed
 from stages.common import set_threads
+from stages.perturb import add_subset_arguments, select_images
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,6 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--no-progress", action="store_true")
+    add_subset_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -45,9 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(set(args.severities)) != len(args.severities):
         raise SystemExit(f"stages.corrupt: --severities has duplicates: {args.severities}")
 
-    clean = read_images(args.input)
-    order = np.argsort(clean.index, kind="stable")
-    images, labels, index = clean.images[order], clean.labels[order], clean.index[order]
+    clean = select_images(
+        read_images(args.input), args.max_images, args.subset, args.seed, "stages.corrupt"
+    )  # sorted by index, cut to --max-images
+    images, labels, index = clean.images, clean.labels, clean.index
 
     runs = []  # validate every severity and the image size before any work
     for severity in args.severities:

@@ -29,12 +29,14 @@ rule corrupt:
         code=stage("corrupt"),
     params:
         severities=" ".join(str(s) for s in config["corruptions"]["severities"]),
+        points=points_option(config["corruptions"].get("points")),
         seed=SEED,
     log:
         "logs/corrupt/{dataset}/{corruption}.log",
     shell:
         "python -m stages.corrupt --input {input.test} --corruption {wildcards.corruption}"
-        " --severities {params.severities} --seed {params.seed} --out {output} 2> {log}"
+        " --severities {params.severities} --seed {params.seed} {params.points}"
+        " --no-progress --out {output} 2> {log}"
 
 
 rule perturb:
