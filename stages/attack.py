@@ -27,28 +27,26 @@ import pandas as pd
 import torch
 
 from robustlab.data.images import read_images
-from robustlab.evaluation import attack_examples, predict
+from robustlab.evaluation import AttackOutcome, evaluate_attack, predict
 from robustlab.io import write_frame
-from robustlab.noise.adversarial import build_attack, count_passes, perturbation_norm
+from robustlab.noise.adversarial import build_attack
 from stages.common import derived_seed, evaluation_points, json_object, load_eval_model, points_arg
 
 
 def outcome_frame(
     name: str,
-    norm: str,
     level: int,
     eps: float,
     index: np.ndarray,
     labels: np.ndarray,
     clean: np.ndarray,
-    x: torch.Tensor,
-    x_adv: torch.Tensor,
-    prediction: np.ndarray,
-    passes: tuple[int, int],
+    outcome: AttackOutcome,
+    norm: str,
 ) -> pd.DataFrame:
     """Per-example outcomes of one (attack, eps) in the column layout of the module docstring."""
     n = len(index)
-    flat = x_adv.flatten(1)
+    flat = outcome.x_adv.flatten(1)
+    prediction = outcome.prediction.numpy()
     return pd.DataFrame(
         {
             "attack": name,
@@ -60,11 +58,11 @@ def outcome_frame(
             "clean_prediction": clean.astype(np.int16),
             "prediction": prediction.astype(np.int16),
             "correct": prediction == labels,
-            "perturbation": perturbation_norm(x_adv, x, norm).cpu().numpy(),
+            "perturbation": outcome.perturbation.numpy(),
             "pixel_min": flat.amin(1).double().numpy() if n else np.zeros(0),
             "pixel_max": flat.amax(1).double().numpy() if n else np.zeros(0),
-            "forward_passes": np.full(n, passes[0], dtype=np.int64),
-            "backward_passes": np.full(n, passes[1], dtype=np.int64),
+            "forward_passes": np.full(n, outcome.forward, dtype=np.int64),
+            "backward_passes": np.full(n, outcome.backward, dtype=np.int64),
         }
     )
 
@@ -109,39 +107,25 @@ def main(argv: list[str] | None = None) -> None:
     frames = []
     for level, eps in zip(args.level, args.eps, strict=True):
         generator = torch.Generator().manual_seed(derived_seed(args.seed, args.attack, eps))
-        with count_passes(model) as passes:
-            x_adv = attack_examples(
-                model,
-                x,
-                y,
-                attack,
-                eps,
-                generator,
-                device,
-                args.batch_size,
-                progress=not args.no_progress,
-                desc=f"{args.attack} eps={eps:g}",
-            )
-        prediction = predict(model, x_adv, device=device, batch_size=args.batch_size).numpy()
-        frames.append(
-            outcome_frame(
-                args.attack,
-                attack.norm,
-                level,
-                eps,
-                index,
-                labels,
-                clean,
-                x,
-                x_adv,
-                prediction,
-                (passes.forward, passes.backward),
-            )
+        outcome = evaluate_attack(
+            model,
+            x,
+            y,
+            attack,
+            eps,
+            generator,
+            device,
+            args.batch_size,
+            progress=not args.no_progress,
+            desc=f"{args.attack} eps={eps:g}",
         )
-        accuracy = 100.0 * float(np.mean(prediction == labels)) if len(labels) else float("nan")
+        frames.append(
+            outcome_frame(args.attack, level, eps, index, labels, clean, outcome, attack.norm)
+        )
         print(
-            f"{args.model_dir}: {args.attack} eps={eps:g} accuracy {accuracy:.1f} % "
-            f"({passes.forward} forward, {passes.backward} backward passes)",
+            f"{args.model_dir}: {args.attack} eps={eps:g} accuracy "
+            f"{outcome.robust_accuracy:.1f} % "
+            f"({outcome.forward} forward, {outcome.backward} backward passes)",
             file=sys.stderr,
         )
     # pyautoattack's own checks (randomness, softmax outputs, zero gradients, ...) fire inside

@@ -25,11 +25,10 @@ import pandas as pd
 import torch
 
 from robustlab.data.images import read_images
-from robustlab.evaluation import attack_examples, predict
+from robustlab.evaluation import evaluate_attack, predict
 from robustlab.io import write_frame, write_json
 from robustlab.noise.adversarial import (
     build_attack,
-    count_passes,
     forward_is_deterministic,
     input_gradient_stats,
     outputs_look_like_logits,
@@ -78,43 +77,31 @@ def main(argv: list[str] | None = None) -> None:
     everything = np.arange(len(data.labels), dtype=np.int64)
     clean_all = predict(model, x_all, device=device, batch_size=args.batch_size).numpy()
 
-    def evaluate(name, attack, eps, rows, norm="linf"):
-        x, y = x_all[rows], y_all[rows]
+    def uniform_noise(model, x, y, eps, generator):
+        """Random noise in the L-inf ball, called like an attack (the model is not used)."""
+        return random_noise_examples(x, eps, "linf", generator)
+
+    def evaluate(name, attack, eps, rows):
         generator = torch.Generator().manual_seed(derived_seed(args.seed, "probe", name, eps))
-        with count_passes(model) as passes:
-            if attack is None:
-                x_adv = random_noise_examples(x, eps, norm, generator)
-            else:
-                x_adv = attack_examples(
-                    model,
-                    x,
-                    y,
-                    attack,
-                    eps,
-                    generator,
-                    device,
-                    args.batch_size,
-                    progress=not args.no_progress,
-                    desc=f"{name} eps={eps:g}",
-                )
-        prediction = predict(model, x_adv, device=device, batch_size=args.batch_size).numpy()
+        outcome = evaluate_attack(
+            model,
+            x_all[rows],
+            y_all[rows],
+            attack,
+            eps,
+            generator,
+            device,
+            args.batch_size,
+            progress=not args.no_progress,
+            desc=f"{name} eps={eps:g}",
+        )
         print(
-            f"{args.model_dir}: {name} eps={eps:g} accuracy "
-            f"{100 * float(np.mean(prediction == data.labels[rows])):.1f} %",
+            f"{args.model_dir}: {name} eps={eps:g} accuracy {outcome.robust_accuracy:.1f} %",
             file=sys.stderr,
         )
+        labels = data.labels[rows]
         return outcome_frame(
-            name,
-            norm,
-            0,
-            eps,
-            data.index[rows],
-            data.labels[rows],
-            clean_all[rows],
-            x,
-            x_adv,
-            prediction,
-            (passes.forward, passes.backward),
+            name, 0, eps, data.index[rows], labels, clean_all[rows], outcome, "linf"
         )
 
     largest = max(args.eps)
@@ -123,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         evaluate("large_eps", reference, float(settings["large_eps"]), subset),
         evaluate("more_steps", stronger, largest, subset),
     ]
-    frames += [evaluate("random_noise", None, eps, everything) for eps in args.eps]
+    frames += [evaluate("random_noise", uniform_noise, eps, everything) for eps in args.eps]
     write_frame(pd.concat(frames, ignore_index=True), args.out)
 
     x_sub, y_sub = x_all[subset].to(device), y_all[subset].to(device)
