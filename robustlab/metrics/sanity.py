@@ -72,6 +72,20 @@ def _not_above(check: str, weak: pd.DataFrame, strong: pd.DataFrame, k: float, w
     return _row(check, excess <= bound, excess, bound, detail)
 
 
+def _per_eps(check: str, weak: pd.DataFrame, strong: pd.DataFrame, k: float, what: str) -> list:
+    """:func:`_not_above` at every eps both outcome frames have."""
+    return [
+        _not_above(
+            check,
+            weak[weak["eps"] == eps],
+            strong[strong["eps"] == eps],
+            k,
+            f"{what} at eps {eps:g}",
+        )
+        for eps in sorted(set(weak["eps"]) & set(strong["eps"]))
+    ]
+
+
 def budget_rows(adv: pd.DataFrame) -> list[dict]:
     """Every (attack, eps) stays inside its budget and every adversarial pixel in [0, 1]."""
     if adv.empty:
@@ -178,16 +192,7 @@ def sanity_rows(
             )
         )
     fgsm = adv[adv["attack"] == "fgsm"]
-    for eps in sorted(set(ref["eps"]) & set(fgsm["eps"])):
-        rows.append(
-            _not_above(
-                "pgd_not_weaker_than_fgsm",
-                fgsm[fgsm["eps"] == eps],
-                ref[ref["eps"] == eps],
-                k,
-                f"{reference} vs fgsm at eps {eps:g}",
-            )
-        )
+    rows += _per_eps("pgd_not_weaker_than_fgsm", fgsm, ref, k, f"{reference} vs fgsm")
     stronger = probes[probes["attack"] == "more_steps"]
     if len(stronger) and len(ref):
         eps = float(stronger["eps"].iloc[0])
@@ -224,16 +229,7 @@ def sanity_rows(
         ]
         rows += _transfer_rows(ref, others, reference, k)
     noise = probes[probes["attack"] == "random_noise"]
-    for eps in sorted(set(noise["eps"]) & set(ref["eps"])):
-        rows.append(
-            _not_above(
-                "random_noise_weaker_than_pgd",
-                noise[noise["eps"] == eps],
-                ref[ref["eps"] == eps],
-                k,
-                f"{reference} vs uniform noise at eps {eps:g}",
-            )
-        )
+    rows += _per_eps("random_noise_weaker_than_pgd", noise, ref, k, f"{reference} vs uniform noise")
     rows += _model_rows(model_probes, settings)
     if technique == "standard" and len(ref):
         p, n = _acc(ref[ref["eps"] == largest])
