@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -15,15 +16,17 @@ import yaml
 
 from tests.pipeline_helpers import REPO, copy_repo, env, git_init, merged_config
 
-# The grid of the drills, DVC and SLURM tests: the smoke preset cut to one architecture, two
-# techniques, two attacks, one corruption and one perturbation on 300 training images. Every
-# rule of the DAG still runs (training, attacks, transfer, natural, stability and system noise,
-# aggregation, report), in a fraction of the smoke preset's time.
+# The grid of the drills, DVC, SLURM and executor-agreement tests: the smoke preset cut to one
+# architecture, its three techniques, two attacks, one corruption and one perturbation on 300
+# training images. Every rule of the DAG still runs (training, the pretraining snapshot and CLAT
+# fine-tuning, attacks, transfer, natural, stability and system noise, aggregation, report), in a
+# fraction of the smoke preset's time.
+TINY_TECHNIQUES = ["standard", "pgd_at", "pgd_at+clat"]
 TINY = {
     "grid": {
         "datasets": ["fashion_mnist"],
         "architectures": ["small_cnn"],
-        "techniques": ["standard", "pgd_at"],
+        "techniques": TINY_TECHNIQUES,
     },
     "datasets": {"fashion_mnist": {"train_size": 300, "test_size": 100, "val_size": 50}},
     "train": {"epochs": 3, "batch_size": 50, "val_pgd_size": 50},
@@ -43,8 +46,8 @@ def smoke_config() -> dict:
     return merged_config(REPO / "params.yaml", REPO / "presets/smoke.yaml")
 
 
-def tiny_config() -> dict:
-    """The smoke configuration cut down to the TINY grid."""
+def tiny_config(techniques: list[str] | None = None) -> dict:
+    """The smoke configuration cut down to the TINY grid (its ``techniques`` when given)."""
     config = smoke_config()
     for key, value in TINY.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
@@ -52,7 +55,20 @@ def tiny_config() -> dict:
         else:
             config[key] = value
     config["attacks"] = TINY_ATTACKS
+    if techniques is not None:
+        config["grid"]["techniques"] = list(techniques)
     return config
+
+
+def tiny_runs() -> list[str]:
+    """The runs of the TINY grid, ``dataset/arch/technique``."""
+    grid = TINY["grid"]
+    return [
+        f"{d}/{a}/{t}"
+        for d in grid["datasets"]
+        for a in grid["architectures"]
+        for t in grid["techniques"]
+    ]
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -164,32 +180,49 @@ def group_commands(pgid: int) -> list[str]:
     return [command for state, command in _group_processes(pgid) if state != "Z"]
 
 
-_SESSION: dict[str, Path] = {}
+@dataclass(frozen=True)
+class Reference:
+    """A finished, uninterrupted `dvc repro` of a grid in a git + DVC repository; read-only.
 
-
-def tiny_reference(tmp_path_factory) -> Path:
-    """The TINY grid run once per test session, uninterrupted, by `dvc repro`; read-only.
-
-    A git repository with a local DVC remote (pushed) and its output cache in the shared folder
-    returned by ``shared_output_cache``, so experiments in clones can reuse its trained models.
+    ``remote``: the local DVC remote its outputs were pushed to (None when not pushed);
+    ``output_cache``: the ROBUSTLAB_OUTPUT_CACHE folder its trained models were stored in.
     """
-    if "reference" not in _SESSION:
-        base = tmp_path_factory.mktemp("tiny-reference")
-        repo = make_repo(base / "repo", tiny_config())
-        run(["dvc", "remote", "add", "-d", "store", str(base / "dvc-remote")], repo)
+
+    repo: Path
+    remote: Path | None
+    output_cache: Path
+
+
+def build_reference(base: Path, config: dict, push: bool = True) -> Reference:
+    """Run ``config`` by `dvc repro` in a new git + DVC copy of the repository under ``base``.
+
+    With ``push`` the outputs go to a local DVC remote (the repository's default remote) and the
+    results are committed, so clones can pull them. Trained models are stored in an output cache
+    outside the repository, so experiments in clones can reuse them.
+    """
+    repo = make_repo(base / "repo", config)
+    remote = base / "dvc-remote" if push else None
+    if remote is not None:
+        run(["dvc", "remote", "add", "-d", "store", str(remote)], repo)
         run(["git", "commit", "-qam", "DVC remote"], repo)
-        _SESSION["cache"] = base / "output-cache"
-        run(["dvc", "repro"], repo, extra_env={"ROBUSTLAB_OUTPUT_CACHE": str(_SESSION["cache"])})
+    cache = base / "output-cache"
+    run(["dvc", "repro"], repo, extra_env={"ROBUSTLAB_OUTPUT_CACHE": str(cache)})
+    if remote is not None:
         run(["dvc", "push"], repo)
-        run(["git", "add", "-A"], repo)
-        run(["git", "commit", "-qm", "tiny grid results"], repo)
-        _SESSION["reference"] = repo
-    return _SESSION["reference"]
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-qm", "results"], repo)
+    return Reference(repo=repo, remote=remote, output_cache=cache)
 
 
-def shared_output_cache() -> Path:
-    """The output cache the session's reference run filled (call tiny_reference first)."""
-    return _SESSION["cache"]
+def copy_run(origin: Path, dest: Path) -> Path:
+    """A full copy of a finished run's repository: git, DVC cache, Snakemake metadata, outputs.
+
+    Mutating tests start from it instead of recomputing the run; ``cp -a`` keeps timestamps and
+    links, so Snakemake and DVC find every output as up to date as in ``origin``.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["cp", "-a", str(origin), str(dest)], check=True)
+    return dest
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, timeout: int = 900, extra_env=None):

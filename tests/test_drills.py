@@ -1,14 +1,17 @@
 """Failure drills on the tiny grid (tests/ops_helpers.py), run by `dvc repro` as `make run` does.
 
-One copy of the repository is killed with SIGKILL (its whole process group) while a model trains
-and again while an attack runs, then rerun: its tables must equal those of the session's
-uninterrupted reference run. The same copy then gets a truncated results table, which the next
-run must rebuild instead of reading, and two concurrent `make run`. A separate copy checks that a
-failing job leaves no partial outputs and a log naming the cause.
+A copy of the session's finished reference run (``tiny_reference``, tests/conftest.py) loses its
+PGD-AT model and its metrics table, so its next `dvc repro` retrains that model and reruns what
+depends on it (CLAT, the attacks, transfer, the report), not the whole grid. That run is killed
+with SIGKILL (its whole process group) while the model trains and again while an attack runs,
+then rerun: its tables must equal the reference's. The same copy then gets a truncated results
+table, which the next run must rebuild instead of reading, and two concurrent `make run`. A fresh
+clone checks that a failing job leaves no partial outputs and a log naming the cause.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,15 +23,16 @@ import torch
 import yaml
 
 from tests.ops_helpers import (
+    Reference,
     assert_same_tables,
     clone,
+    copy_run,
     group_alive,
     group_commands,
     kill_group,
     run,
     start,
     stray_temporaries,
-    tiny_reference,
     wait_until,
 )
 from tests.pipeline_helpers import REPO
@@ -39,11 +43,12 @@ pytestmark = [
 ]
 
 TRAINED = ["fashion_mnist/small_cnn/standard", "fashion_mnist/small_cnn/pgd_at"]
+RETRAINED = "fashion_mnist/small_cnn/pgd_at"  # the model the drilled copy lost
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    return tiny_reference(tmp_path_factory)
+def reference(tiny_reference: Reference) -> Path:
+    return tiny_reference.repo
 
 
 def _running(proc, module: str) -> bool:
@@ -52,9 +57,12 @@ def _running(proc, module: str) -> bool:
 
 @pytest.fixture(scope="module")
 def drilled(reference, tmp_path_factory) -> dict:
-    """A clone of the reference commit killed while training, then while attacking, then rerun."""
+    """A copy of the reference run without one model, killed while training, then while
+    attacking, then rerun."""
     base = tmp_path_factory.mktemp("drill")
-    repo = clone(reference, base / "repo")
+    repo = copy_run(reference, base / "repo")
+    shutil.rmtree(repo / "models" / RETRAINED)  # its training (and all after it) must run again
+    (repo / "results/metrics.parquet").unlink()
     facts: dict = {"repo": repo}
 
     proc = start(["dvc", "repro"], repo, base / "run1.log")

@@ -1,22 +1,24 @@
-"""DVC experiments and remotes on the tiny grid, starting from the session's reference run.
+"""DVC remotes and experiments on the tiny grid, starting from the session's reference run.
 
-The reference run (tests/ops_helpers.py) was pushed to a local-directory DVC remote; its
-repository doubles as the git remote. A clone pulls it, runs experiments with `dvc exp run -S`,
-shares one through `dvc exp push`, and a second clone brings it back with `dvc exp apply` +
-`dvc pull` and has nothing to recompute. Trained models come back from Snakemake's output cache
-(shared with the reference run) when the training parameters return to ones trained before.
-tests/test_pipeline.py covers the plain push / fresh clone / pull round trip of a commit.
+The reference run (``tiny_reference``, tests/conftest.py) was pushed to a local-directory DVC
+remote; its repository doubles as the git remote. A fresh clone pulls it and has nothing to
+recompute; a technique parameter change reruns exactly that technique's jobs. A clone runs
+experiments with `dvc exp run -S`, shares one through `dvc exp push`, and a second clone brings
+it back with `dvc exp apply` + `dvc pull` and has nothing to recompute. Trained models come back
+from Snakemake's output cache (shared with the reference run) when the training parameters
+return to ones trained before.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.ops_helpers import clone, run, shared_output_cache, tiny_reference
+from tests.ops_helpers import Reference, clone, run, tiny_runs
 
 pytestmark = pytest.mark.e2e
 
@@ -24,13 +26,18 @@ EXPERIMENT = "pgd-steps-5"
 PGD_AT_WEIGHTS = "models/fashion_mnist/small_cnn/pgd_at/model.safetensors"
 
 
+RUNS = tiny_runs()
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    return tiny_reference(tmp_path_factory)
+def reference(tiny_reference: Reference) -> Path:
+    return tiny_reference.repo
 
 
-def _cache_env() -> dict[str, str]:
-    return {"ROBUSTLAB_OUTPUT_CACHE": str(shared_output_cache())}
+@pytest.fixture(scope="module")
+def cache_env(tiny_reference: Reference) -> dict[str, str]:
+    """The environment that points a run at the reference run's output cache."""
+    return {"ROBUSTLAB_OUTPUT_CACHE": str(tiny_reference.output_cache)}
 
 
 def _files(repo: Path, folder: str) -> dict[str, tuple[bytes, int]]:
@@ -46,7 +53,7 @@ def _output(proc) -> str:
 
 
 @pytest.fixture(scope="module")
-def workspace(reference, tmp_path_factory) -> dict:
+def workspace(reference, cache_env, tmp_path_factory) -> dict:
     """A clone of the reference with its outputs pulled, then an evaluation-only experiment."""
     repo = clone(reference, tmp_path_factory.mktemp("experiments") / "repo")
     run(["dvc", "pull"], repo)
@@ -54,9 +61,49 @@ def workspace(reference, tmp_path_factory) -> dict:
     experiment = run(
         ["dvc", "exp", "run", "-n", EXPERIMENT, "-S", "attacks.pgd_linf.steps=5"],
         repo,
-        extra_env=_cache_env(),
+        extra_env=cache_env,
     )
     return {"repo": repo, "models_before": models, "log": _output(experiment)}
+
+
+def _dry_run(repo: Path) -> str:
+    proc = run(["snakemake", "-n", "--cores", "1"], repo)
+    return proc.stdout + proc.stderr
+
+
+def _planned_outputs(dry_run: str) -> set[str]:
+    return set(re.findall(r"output: (.+)", dry_run))
+
+
+def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(reference, tmp_path):
+    repo = clone(reference, tmp_path / "clone")
+    run(["dvc", "pull"], repo)
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    assert "Nothing to be done" in _dry_run(repo)
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["techniques"]["pgd_at"]["steps"] += 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    planned = _planned_outputs(_dry_run(repo))
+    outputs = {p.strip() for line in planned for p in line.split(",")}
+    per_run = {o for o in outputs if o.startswith(("models/", "results/fashion_mnist"))}
+    assert per_run, "the change planned no job"
+    # pgd_at's runs and the CLAT runs that start from them rerun; so does every target's
+    # transfer evaluation (it reads the examples crafted on pgd_at's models); nothing else
+    changed = {r for r in RUNS if r.split("/")[2] in ("pgd_at", "pgd_at+clat")}
+    own = {o for o in per_run if not o.endswith("/transfer.parquet")}
+    assert {"/".join(o.split("/")[1:4]) for o in own} == changed
+    assert {o for o in per_run - own} == {f"results/{r}/transfer.parquet" for r in RUNS}
+    assert {"results/metrics.parquet", "reports/index.html"} <= outputs
+    assert not any(o.startswith("data/") for o in outputs)
+
+    pgd = "adversarial/pgd_linf.parquet"
+    before = {r: (repo / "results" / r / pgd).read_bytes() for r in RUNS}
+    run(["dvc", "repro"], repo)
+    for r in RUNS:
+        after = (repo / "results" / r / pgd).read_bytes()
+        assert (after == before[r]) == (r not in changed), r
+    assert "Nothing to be done" in _dry_run(repo)
 
 
 def _find_experiment(node, name: str):
@@ -115,12 +162,12 @@ def test_an_experiment_comes_back_in_a_fresh_clone_without_recomputation(
 
 
 def test_models_of_earlier_training_parameters_come_from_the_output_cache(
-    workspace, reference, tmp_path
+    workspace, reference, tiny_reference, cache_env, tmp_path
 ):
     # what the DVC stage does: scripts/output-cache-dir's folder, --cache train train_snapshot clat
     repo = workspace["repo"]
-    folder = run(["scripts/output-cache-dir"], repo, extra_env=_cache_env()).stdout.strip()
-    assert Path(folder).parent == shared_output_cache()
+    folder = run(["scripts/output-cache-dir"], repo, extra_env=cache_env).stdout.strip()
+    assert Path(folder).parent == tiny_reference.output_cache
     assert len(list(Path(folder).glob("*_weights.safetensors"))) >= 2  # stored by the reference
     smk = ["env", f"SNAKEMAKE_OUTPUT_CACHE={folder}", "snakemake", "--cores", "2", "--nolock"]
     smk += ["--cache", "train", "train_snapshot", "clat"]

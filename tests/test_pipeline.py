@@ -1,28 +1,28 @@
-"""End to end: the smoke preset through DVC and Snakemake in temporary copies of the repository.
+"""End to end: the smoke preset through DVC, and one grid through DVC and Snakemake alone.
 
-One run goes through `dvc repro`, is pushed to a local DVC remote and pulled into a fresh clone
-(nothing to recompute there; a technique parameter change reruns exactly that technique's jobs).
-A second, independent run through `snakemake --configfile presets/smoke.yaml` must give
-identical tables.
+The smoke preset's `dvc repro` (the session's ``smoke_reference``, tests/conftest.py) must give
+tables, sanity checks, a transfer matrix and a report that honour their contracts. An independent
+run of the TINY grid (tests/ops_helpers.py) through `snakemake` alone must give tables identical
+to the session's ``tiny_reference`` run by `dvc repro`. The DVC remote round trip (push, fresh
+clone, pull, a parameter change) is in tests/test_dvc_remote.py, on the TINY grid.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from robustlab.metrics.table import METRICS_COLUMNS
-from tests.pipeline_helpers import REPO, copy_repo, git_init, merged_config, run
+from tests.ops_helpers import make_repo, smoke_config, tiny_config, tiny_runs
+from tests.pipeline_helpers import REPO, run
 
 pytestmark = pytest.mark.e2e
 
-SMOKE = merged_config(REPO / "params.yaml", REPO / "presets/smoke.yaml")
+SMOKE = smoke_config()
 ATTACKS = {name: p for name, p in SMOKE["attacks"].items() if p is not None}  # null: switched off
 RUNS = [
     f"{d}/{a}/{t}"
@@ -33,26 +33,16 @@ RUNS = [
 
 
 @pytest.fixture(scope="module")
-def dvc_run(tmp_path_factory) -> dict[str, Path]:
-    """The smoke grid run by `dvc repro` in a git + DVC repository, pushed to a local remote."""
-    base = tmp_path_factory.mktemp("dvc")
-    repo = copy_repo(base / "origin")
-    (repo / "params.yaml").write_text(yaml.safe_dump(SMOKE, sort_keys=False))
-    git_init(repo)
-    remote = base / "remote"
-    run(["dvc", "remote", "add", "-d", "local", str(remote)], repo)
-    repro = run(["dvc", "repro"], repo)
-    run(["dvc", "push"], repo)
-    run(["git", "add", "-A"], repo)
-    run(["git", "commit", "-q", "-m", "smoke results"], repo)
-    return {"repo": repo, "remote": remote, "base": base, "log": repro.stdout + repro.stderr}
+def dvc_run(smoke_reference) -> dict[str, Path]:
+    """The smoke grid run by `dvc repro` in a git + DVC repository (the session's reference)."""
+    return {"repo": smoke_reference.repo}
 
 
 @pytest.fixture(scope="module")
 def snakemake_run(tmp_path_factory) -> Path:
-    """An independent run of the smoke preset through Snakemake alone."""
-    repo = copy_repo(tmp_path_factory.mktemp("smk") / "repo")
-    run(["snakemake", "--configfile", "presets/smoke.yaml", "--cores", "2"], repo)
+    """An independent run of the TINY grid through Snakemake alone (no DVC, no output cache)."""
+    repo = make_repo(tmp_path_factory.mktemp("smk") / "repo", tiny_config(), git=False)
+    run(["snakemake", "--cores", "2"], repo)
     return repo
 
 
@@ -166,50 +156,10 @@ def test_reports_are_written(dvc_run):
 def test_dvc_and_snakemake_agree_nothing_is_left_to_do(dvc_run):
     repo = dvc_run["repo"]
     assert "up to date" in run(["dvc", "status"], repo).stdout
-    assert "Nothing to be done" in _dry_run(repo)
+    dry = run(["snakemake", "-n", "--cores", "1"], repo)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
     again = run(["dvc", "repro"], repo)
     assert "didn't change" in again.stdout or "up to date" in again.stdout
-
-
-def _dry_run(repo: Path) -> str:
-    proc = run(["snakemake", "-n", "--cores", "1"], repo)
-    return proc.stdout + proc.stderr
-
-
-def _planned_outputs(dry_run: str) -> set[str]:
-    return set(re.findall(r"output: (.+)", dry_run))
-
-
-def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(dvc_run):
-    clone = dvc_run["base"] / "clone"
-    run(["git", "clone", "-q", str(dvc_run["repo"]), str(clone)], dvc_run["base"])
-    run(["dvc", "pull"], clone)
-    assert "up to date" in run(["dvc", "status"], clone).stdout
-    assert "Nothing to be done" in _dry_run(clone)
-
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    params["techniques"]["pgd_at"]["steps"] += 1
-    (clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    planned = _planned_outputs(_dry_run(clone))
-    outputs = {p.strip() for line in planned for p in line.split(",")}
-    per_run = {o for o in outputs if o.startswith(("models/", "results/fashion_mnist"))}
-    assert per_run, "the change planned no job"
-    # pgd_at's runs and the CLAT runs that start from them rerun; so does every target's
-    # transfer evaluation (it reads the examples crafted on pgd_at's models); nothing else
-    changed = {r for r in RUNS if r.split("/")[2] in ("pgd_at", "pgd_at+clat")}
-    own = {o for o in per_run if not o.endswith("/transfer.parquet")}
-    assert {"/".join(o.split("/")[1:4]) for o in own} == changed
-    assert {o for o in per_run - own} == {f"results/{r}/transfer.parquet" for r in RUNS}
-    assert {"results/metrics.parquet", "reports/index.html"} <= outputs
-    assert not any(o.startswith("data/") for o in outputs)
-
-    pgd = "adversarial/pgd_linf.parquet"
-    before = {r: (clone / "results" / r / pgd).read_bytes() for r in RUNS}
-    run(["dvc", "repro"], clone)
-    for r in RUNS:
-        after = (clone / "results" / r / pgd).read_bytes()
-        assert (after == before[r]) == (r not in changed), r
-    assert "Nothing to be done" in _dry_run(clone)
 
 
 def _tables(repo: Path) -> dict[str, pd.DataFrame]:
@@ -225,25 +175,27 @@ def _tables(repo: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def test_identical_params_give_identical_tables(dvc_run, snakemake_run):
-    a, b = _tables(dvc_run["repo"]), _tables(snakemake_run)
+def test_identical_params_give_identical_tables(tiny_reference, snakemake_run):
+    # two independent computations of the TINY grid: `dvc repro` and `snakemake` alone
+    dvc_repo = tiny_reference.repo
+    a, b = _tables(dvc_repo), _tables(snakemake_run)
     assert set(a) == set(b) and len(a) > 20
     for name in a:
         pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
     metrics = "results/metrics.parquet"
-    assert (dvc_run["repo"] / metrics).read_bytes() == (snakemake_run / metrics).read_bytes()
-    assert (dvc_run["repo"] / "reports/metrics.json").read_text() == (
+    assert (dvc_repo / metrics).read_bytes() == (snakemake_run / metrics).read_bytes()
+    assert (dvc_repo / "reports/metrics.json").read_text() == (
         snakemake_run / "reports/metrics.json"
     ).read_text()
-    for run_name in RUNS:
-        a_w = (dvc_run["repo"] / "models" / run_name / "model.safetensors").read_bytes()
+    for run_name in tiny_runs():
+        a_w = (dvc_repo / "models" / run_name / "model.safetensors").read_bytes()
         b_w = (snakemake_run / "models" / run_name / "model.safetensors").read_bytes()
         assert a_w == b_w, run_name
 
 
 def test_snakemake_report_has_the_figures_with_captions(snakemake_run):
     out = snakemake_run / "smk_report.html"
-    run(["snakemake", "--configfile", "presets/smoke.yaml", "--report", str(out)], snakemake_run)
+    run(["snakemake", "--report", str(out)], snakemake_run)
     text = out.read_text(errors="replace")
     captions = (REPO / "workflow/report/robust_accuracy_vs_eps.rst").read_text().split()
     assert " ".join(captions[:6]) in text

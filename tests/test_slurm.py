@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from tests.ops_helpers import (
+    Reference,
     assert_same_tables,
     clone,
     make_repo,
     run,
     tiny_config,
-    tiny_reference,
 )
 from tests.pipeline_helpers import REPO
 
@@ -50,7 +50,9 @@ def test_workflow_profile_does_not_override_the_cluster_profiles():
 
 @pytest.fixture(scope="module")
 def dry_run(tmp_path_factory) -> str:
-    repo = make_repo(tmp_path_factory.mktemp("slurm-dry") / "repo", tiny_config(), git=False)
+    # two `train` jobs: the TINY grid without CLAT (whose base trains as `train_snapshot`)
+    config = tiny_config(techniques=["standard", "pgd_at"])
+    repo = make_repo(tmp_path_factory.mktemp("slurm-dry") / "repo", config, git=False)
     proc = run(["snakemake", "-n", "--profile", "profiles/slurm"], repo)
     return proc.stdout + proc.stderr
 
@@ -107,8 +109,8 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Path:
-    return tiny_reference(tmp_path_factory)
+def reference(tiny_reference: Reference) -> Path:
+    return tiny_reference.repo
 
 
 def test_the_tiny_grid_on_slurm_gives_the_local_tables(cluster, reference, tmp_path):
