@@ -1,16 +1,20 @@
 """The SLURM profiles: what each job asks the scheduler for, and a run on a real SLURM cluster.
 
 profiles/slurm is checked by dry runs (GPU, memory and runtime per rule, groups of tiny jobs).
-profiles/slurm-local runs the tiny grid (tests/ops_helpers.py) through `SMK_PROFILE=... dvc repro`
-on a single-node cluster that scripts/slurm-cluster starts from Debian's packages (installed with
-apt-get when missing); its tables must equal the session's local reference run. Without root,
-packages or working daemons that test is skipped, saying why; ROBUSTLAB_SKIP_SLURM=1 skips it too.
+profiles/slurm-local reruns part of the tiny grid (tests/ops_helpers.py) through
+`SMK_PROFILE=... dvc repro` on a single-node cluster that scripts/slurm-cluster starts from
+Debian's packages (installed with apt-get when missing): a copy of the session's local reference
+run without a trained model and a data table, so a training job, a data group job and the
+evaluation and report jobs after them run on the cluster; its tables must equal the reference's.
+Without root, packages or working daemons that test is skipped, saying why;
+ROBUSTLAB_SKIP_SLURM=1 skips it too.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import yaml
 from tests.ops_helpers import (
     Reference,
     assert_same_tables,
-    clone,
+    copy_run,
     make_repo,
     run,
     tiny_config,
@@ -114,7 +118,9 @@ def reference(tiny_reference: Reference) -> Path:
 
 
 def test_the_tiny_grid_on_slurm_gives_the_local_tables(cluster, reference, tmp_path):
-    repo = clone(reference, tmp_path / "repo")
+    repo = copy_run(reference, tmp_path / "repo")
+    shutil.rmtree(repo / "models/fashion_mnist/small_cnn/standard")  # a `train` job
+    (repo / "data/noisy/fashion_mnist/system.parquet").unlink()  # a job of the data group
     proc = run(
         ["dvc", "repro"],
         repo,
