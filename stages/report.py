@@ -3,6 +3,7 @@
 python -m stages.report --metrics results/metrics.parquet --figures-dir reports/figures
     --out reports/index.html [--models-dir models --results-dir results --run D/A/T ...]
     [--sanity results/sanity.parquet] [--transfer results/transfer.parquet]
+    [--comparisons results/comparisons.parquet]
     [--test-tables data/prepared/D/test.parquet ...] [--attack-norm NAME=NORM ...]
     [--git-revision REV] [--params-hash HASH] [--params-file params.yaml] [--title TEXT]
 
@@ -28,6 +29,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from robustlab.io import atomic_path, read_frame
+from robustlab.metrics.comparisons import COLUMNS as COMPARISON_COLUMNS
 from robustlab.metrics.table import validate_metrics_frame
 from robustlab.report.data import DatasetInfo, ReportData, Run, dataset_info
 from robustlab.report.plan import CLAT_SUFFIX
@@ -40,6 +42,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="results/metrics.parquet")
     parser.add_argument("--transfer", type=Path, default=None, help="results/transfer.parquet")
     parser.add_argument("--sanity", type=Path, default=None, help="results/sanity.parquet")
+    parser.add_argument(
+        "--comparisons", type=Path, default=None, help="results/comparisons.parquet"
+    )
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--results-dir", type=Path, default=Path("results"))
     parser.add_argument(
@@ -117,6 +122,13 @@ def read_inputs(args: argparse.Namespace, test_tables: list[Path] | None = None)
         data.transfer = read_frame(args.transfer)
     if args.sanity is not None:
         data.sanity = read_frame(args.sanity)
+    if args.comparisons is not None:
+        data.comparisons = read_frame(args.comparisons)
+        missing = [c for c in COMPARISON_COLUMNS if c not in data.comparisons.columns]
+        if missing:
+            raise ValueError(
+                f"{args.comparisons}: lacks column(s) {', '.join(missing)}; rerun stages.compare"
+            )
     for path in test_tables or []:
         data.datasets[path.parent.name] = read_dataset_info(path)
     return data

@@ -1,8 +1,8 @@
 """The inputs of the figures and the report, gathered in one object, with lookups.
 
-Everything comes from the pipeline's tables (``results/metrics.parquet``, transfer, sanity),
-the model cards, training histories and CLAT criticality tables; nothing is recomputed here
-beyond selecting, averaging for a figure, and ordering.
+Everything comes from the pipeline's tables (``results/metrics.parquet``, transfer, sanity,
+comparisons), the model cards, training histories and CLAT criticality tables; nothing is
+recomputed here beyond selecting, averaging for a figure, and ordering.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class ReportData:
     criticality: dict[Run, pd.DataFrame] = field(default_factory=dict)
     transfer: pd.DataFrame | None = None
     sanity: pd.DataFrame | None = None
+    comparisons: pd.DataFrame | None = None
     datasets: dict[str, DatasetInfo] = field(default_factory=dict)
     attack_norms: dict[str, str] = field(default_factory=dict)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-from robustlab.report import sanity, sections
+from robustlab.report import comparisons, sanity, sections
 from robustlab.report.data import ReportData
 from robustlab.report.provenance import provenance_html
 
@@ -55,6 +55,7 @@ footer{margin-top:3em;font-size:0.85em;color:#444;border-top:1px solid #ccc}
 table.kv th{text-align:left}
 pre{background:#f7f7f7;padding:0.5em;overflow-x:auto}
 details{margin:0.3em 0}
+tr.clat-pair td{background:#eef5ff}
 """
 
 SCRIPT = """
@@ -80,6 +81,7 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
 SECTIONS = (
     ("leaderboard", "Leaderboard"),
     ("summary", "Summary by noise family"),
+    ("comparisons", "Paired comparisons"),
     ("adversarial", "Adversarial noise"),
     ("size", "Architecture and size (RobustART)"),
     ("robust-resnet", "RobustResNet: scaling and block design"),
@@ -114,6 +116,7 @@ def render_report(
     body = {
         "leaderboard": sections.leaderboard_section(data),
         "summary": sections.summary_section(figures),
+        "comparisons": comparisons.comparisons_section(data),
         "adversarial": sections.adversarial_section(data, figures),
         "size": sections.size_section(data, figures),
         "robust-resnet": sections.robust_resnet_section(data, figures),

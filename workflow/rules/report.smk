@@ -49,6 +49,26 @@ rule sanity:
         " --reference {params.reference} --settings '{params.settings}' --out {output} 2> {log}"
 
 
+# Paired comparisons of every two runs of one dataset and architecture (stages.compare);
+# arguments built inline from RUNS, ATTACKS and SEED.
+rule compare:
+    output:
+        "results/comparisons.parquet",
+    input:
+        expand("results/{run}/{kind}.parquet", run=RUNS, kind=["clean", "natural"]),
+        expand("results/{run}/adversarial/{attack}.parquet", run=RUNS, attack=ATTACKS),
+        code=stage("compare"),
+    params:
+        runs=" ".join(f"--run {run}" for run in RUNS),
+        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
+        seed=SEED,
+    log:
+        "logs/compare.log",
+    shell:
+        "python -m stages.compare --results-dir results {params.runs} {params.attacks}"
+        " --seed {params.seed} --out {output} 2> {log}"
+
+
 # Inputs the figures and the report both read: tables, cards, histories (with those of the runs
 # CLAT starts from, trained even when not in the grid) and CLAT's criticality tables.
 CLAT_RUNS = [run for run in RUNS if clat_base(Path(run).name) is not None]
@@ -105,6 +125,7 @@ rule report:
         **REPORT_INPUTS,
         figures=FIGURES,
         sanity="results/sanity.parquet",
+        comparisons="results/comparisons.parquet",
         tests=expand("data/prepared/{dataset}/test.parquet", dataset=DATASETS),
         code=stage("report"),
     params:
@@ -114,7 +135,8 @@ rule report:
         "logs/report.log",
     shell:
         "python -m stages.report --metrics {input.metrics} --transfer {input.transfer}"
-        " --sanity {input.sanity} --models-dir models --results-dir results {params.args}"
+        " --sanity {input.sanity} --comparisons {input.comparisons} --models-dir models"
+        " --results-dir results {params.args}"
         " --test-tables {input.tests} --figures-dir reports/figures"
         " --git-revision $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
         " --params-hash {params.params_hash} --out {output} 2> {log}"
