@@ -130,14 +130,20 @@ def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, floa
 def newcombe_paired_interval(
     both: int, only_a: int, only_b: int, neither: int, z: float = Z95
 ) -> tuple[float, float]:
-    """Newcombe's (1998, method 10) interval of p_B - p_A from a paired 2x2 table of counts:
-    correct under both runs, only under A, only under B, under neither (fractions)."""
+    """Newcombe's (1998, method 10) square-and-add interval of p_B - p_A (fractions) from a
+    paired 2x2 table of counts: correct under both runs, only under A, only under B, under
+    neither. Wilson score limits of each proportion, combined with their estimated correlation
+    (as in Fagerland, Lydersen & Laake, "Statistical Analysis of Contingency Tables", 8.5)."""
     n = both + only_a + only_b + neither
     p_a, p_b = (both + only_a) / n, (both + only_b) / n
     low_a, high_a = wilson_interval(both + only_a, n, z)
     low_b, high_b = wilson_interval(both + only_b, n, z)
     margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
-    phi = 0.0 if margins == 0 else (both * neither - only_a * only_b) / math.sqrt(margins)
+    # phi: the correlation of the two proportions with Newcombe's continuity correction
+    # (a positive cross-product difference is reduced by n/2, down to 0).
+    cross = both * neither - only_a * only_b
+    cross = cross - n / 2 if cross > n / 2 else min(cross, 0)
+    phi = 0.0 if margins == 0 else cross / math.sqrt(margins)
     delta = math.sqrt(
         max(
             0.0,
