@@ -438,6 +438,8 @@ def test_report_shows_the_comparisons_and_highlights_clat(tmp_path: Path) -> Non
     assert "pgd_at vs standard: -3.0 points [-5.2, -0.5], p &lt; 0.001 (n = 200)" in page
     section = report_comparisons.comparisons_section(data)
     assert section.count('<tr class="clat-pair">') == 1  # only X+clat vs X
+    assert '<td data-sort="0.24">0.24</td>' in section  # the p column: the value alone
+    assert '<td data-sort="0.0004">&lt; 0.001</td>' in section
     clat = report_comparisons.clat_comparisons_html(data)
     assert "fashion_mnist/small_cnn, pgd_linf at eps 0.1: pgd_at+clat vs pgd_at" in clat
     assert "standard" not in clat
@@ -460,3 +462,12 @@ def test_report_names_a_comparisons_table_without_the_columns(tmp_path: Path) ->
     args = parser.parse_args([*tree.input_args(), "--comparisons", str(path)])
     with pytest.raises(ValueError, match=r"bad.parquet: lacks column\(s\) p_value; rerun"):
         stages.report.read_inputs(args)
+
+
+def test_stage_with_one_technique_per_arch_writes_an_empty_table(written, tmp_path) -> None:
+    root, runs, _ = written
+    standard = [r for r in runs if r.endswith("/standard")]  # one run per architecture
+    out = tmp_path / "empty.parquet"
+    stages.compare.main(_args(root, standard, out))
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == COLUMNS and frame.empty

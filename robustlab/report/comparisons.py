@@ -46,6 +46,11 @@ def format_p(p: float) -> str:
     return f"p = {p:.2f}"
 
 
+def _p_cell(p: float) -> str:
+    """The p-value alone: ``0.24``, ``< 0.001``, ``n/a``."""
+    return format_p(p).removeprefix("p = ").removeprefix("p ")
+
+
 def metric_label(metric: str, noise: str, level: float) -> str:
     """``clean accuracy``, ``pgd_linf at eps 0.1``, ``mean corruption accuracy (imagenet_c)``."""
     if metric == "accuracy" and not noise:
@@ -105,7 +110,7 @@ def comparisons_section(data: ReportData) -> str:
                     text_cell(metric_label(row["metric"], row["noise"], row["level"])),
                     Cell(_points(diff), repr(diff)),
                     text_cell(f"[{_points(row['ci_low'])}, {_points(row['ci_high'])}]"),
-                    Cell(format_p(float(row["p_value"])).removeprefix("p "), repr(row["p_value"])),
+                    Cell(_p_cell(float(row["p_value"])), repr(float(row["p_value"]))),
                     Cell(str(int(row["n"])), str(int(row["n"]))),
                     text_cell(sentence(row), **{"class": "wrap"}),
                 ]
