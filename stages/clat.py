@@ -1,4 +1,4 @@
-"""CLAT fine-tuning (seed 002) of a pretrained run; writes weights, history, card, criticality.
+"""CLAT fine-tuning of a pretrained run; writes weights, history, card, criticality.
 
 python -m stages.clat --train data/prepared/D/train.parquet --dataset D --arch A
     --init-dir models/D/A/X --init-epoch N --pretrain-technique X --clat-config '{...}'

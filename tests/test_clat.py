@@ -1,4 +1,4 @@
-"""CLAT (seed 002): layer order, Eq. 5-6 by hand, selection, freezing, schedule, resume."""
+"""CLAT: layer order, Eq. 5-6 by hand, selection, freezing, schedule, resume."""
 
 from __future__ import annotations
 

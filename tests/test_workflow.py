@@ -97,7 +97,7 @@ def test_lint_finds_nothing_but_the_documented_environment_notes(tmp_path):
     repo = copy_repo(tmp_path / "repo")
     proc = run(["snakemake", "--lint"], repo, check=False)
     text = proc.stdout + proc.stderr
-    # The one lint we accept, documented in the README: rules run in the project's .venv,
+    # The one lint we accept, documented in docs/development.md: rules run in the project's .venv,
     # not in per-rule conda environments or containers.
     findings = re.findall(r"^\s+\* (.+?):?$", text, flags=re.MULTILINE)
     assert findings, f"no lint output to check:\n{text}"

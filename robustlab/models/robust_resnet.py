@@ -1,4 +1,4 @@
-"""A configurable residual network (RobustResNet, seed 001) and the RobustScaling rule.
+"""A configurable residual network (RobustResNet) and the RobustScaling rule.
 
 Skeleton (paper Sec. 3 and Fig. 2): a 3x3 stem to ``stem_width`` channels, stages of residual
 blocks (the first block of every stage but the first halves the resolution), then global

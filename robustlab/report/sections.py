@@ -164,7 +164,7 @@ def size_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
 
 def robust_resnet_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
     parts = ["<h3>RobustScaling</h3>", _figure_or_note("robust_scaling", figures, "robust_scaling")]
-    parts.append("<h3>Block ablation (seed 001, Table 1)</h3>")
+    parts.append("<h3>Block ablation (RobustResNet, Table 1)</h3>")
     table = ablation.ablation_html(data)
     if table is None:
         parts.append(note("ablation"))
@@ -184,12 +184,12 @@ def clat_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
     return "\n".join(
         [
             figure_html("clat_training_curves", figures),
-            "<h3>Top-5 criticality indices (seed 002, Table 3)</h3>",
+            "<h3>Top-5 criticality indices (CLAT, Table 3)</h3>",
             "<p>Layers in forward order of Conv2d and Linear modules, most critical first (last "
             "selection); bold layers were fine-tuned by CLAT. Hover an index for the layer's "
             "name and criticality.</p>",
             clat.criticality_html(data),
-            "<h3>Trainable parameters during CLAT (seed 002, Table 6)</h3>",
+            "<h3>Trainable parameters during CLAT (CLAT, Table 6)</h3>",
             clat.trainable_html(data),
             comparisons.clat_comparisons_html(data),
         ]

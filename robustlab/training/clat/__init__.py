@@ -1,4 +1,4 @@
-"""CLAT — criticality-leveraged adversarial fine-tuning (seed 002).
+"""CLAT — criticality-leveraged adversarial fine-tuning.
 
 ``forward_order_layers`` numbers the Conv2d/Linear layers, ``measure_criticality`` computes
 Eq. 5-6 on one batch, ``select_layers`` picks the layers, ``ClatObjective`` is Eq. 8-9 and

@@ -1,4 +1,4 @@
-"""``ClatConfig``: the parameters of CLAT fine-tuning (seed 002)."""
+"""``ClatConfig``: the parameters of CLAT fine-tuning."""
 
 from __future__ import annotations
 

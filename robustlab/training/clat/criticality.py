@@ -1,4 +1,4 @@
-"""Feature weakness (seed 002, Eq. 5), layer criticality (Eq. 6) and the layer selection.
+"""Feature weakness (CLAT, Eq. 5), layer criticality (Eq. 6) and the layer selection.
 
 W_i = (1 / N_i) * mean over the batch of ||F_i(x + delta) - F_i(x)||_2, with N_i the number of
 features of layer i (per example) and delta one untargeted PGD perturbation against the model's

@@ -1,4 +1,4 @@
-"""CLAT fine-tuning (seed 002, Algorithm 1), resumable like :func:`robustlab.training.fit`.
+"""CLAT fine-tuning (CLAT, Algorithm 1), resumable like :func:`robustlab.training.fit`.
 
 At CLAT epochs 1, R + 1, 2R + 1, ... the criticality of every layer is measured on a fixed
 training batch and the selection is made (dynamic / static / random); only the selected

@@ -1,4 +1,4 @@
-"""CLAT's training objective (seed 002, Eq. 8-9) as a training technique."""
+"""CLAT's training objective (CLAT, Eq. 8-9) as a training technique."""
 
 from __future__ import annotations
 
