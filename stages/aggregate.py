@@ -8,7 +8,11 @@ and ``results/transfer.parquet`` (transfer ASR of every source -> target pair), 
 
 A ``--baseline dataset=arch/technique`` names the run whose errors normalise mCE for that
 dataset; it must be one of the ``--run`` values (so Snakemake sees its files as inputs),
-otherwise the normalised rows are left out with a warning.
+otherwise the normalised rows are left out with a warning. Each run is compared with the
+baseline on the images both evaluated (joined on the image index).
+
+The ``imagenet_c`` rows (mCE) average the ImageNet-C corruptions evaluated; when some of its 15
+are missing a warning names them: those rows are then not comparable with published mCE values.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from robustlab.io import read_frame, write_frame, write_json
+from robustlab.metrics.natural import CORRUPTION_SETS, IMAGENET_C, missing_corruptions
 from robustlab.metrics.table import (
     RunOutcomes,
     finalize_metrics,
@@ -115,6 +120,24 @@ def read_card(models_dir: Path, run: tuple[str, str, str]) -> dict[str, Any]:
     return card
 
 
+def imagenet_c_warnings(outcomes: dict[tuple[str, str, str], RunOutcomes]) -> list[str]:
+    """One warning per dataset whose runs evaluated some but not all 15 ImageNet-C corruptions."""
+    total = len(CORRUPTION_SETS[IMAGENET_C])
+    messages = []
+    for run, out in outcomes.items():
+        evaluated = set(out.natural["corruption"].astype(str)) if len(out.natural) else set()
+        missing = missing_corruptions(evaluated, IMAGENET_C)
+        if 0 < len(missing) < total:
+            messages.append(
+                f"warning: {run[0]}: the {IMAGENET_C} rows (mce, relative_mce, "
+                f"mce_unnormalised, accuracy) average {total - len(missing)} of the {total} "
+                "ImageNet-C "
+                f"corruptions (missing: {', '.join(missing)}); they are not comparable with "
+                "published mCE values"
+            )
+    return sorted(set(messages))
+
+
 def aggregate(
     results_dir: Path,
     models_dir: Path,
@@ -135,6 +158,8 @@ def aggregate(
                 f"mce/relative_mce/ce rows for {dataset} are left out",
                 file=sys.stderr,
             )
+    for message in imagenet_c_warnings(outcomes):
+        print(message, file=sys.stderr)
     frames = []
     for run in runs:
         dataset = run[0]

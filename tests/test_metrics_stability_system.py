@@ -77,11 +77,15 @@ def test_flip_probability_hand_computed() -> None:
     assert got[("gaussian_noise", "flip_probability")] == pytest.approx(50.0)
     assert got[("all_perturbations", "mean_flip_probability")] == pytest.approx((200 / 3 + 50) / 2)
     assert rows["level"].isna().all()
+    # n: sequences per perturbation, distinct images (0 and 1) for the mean, not 2 + 2.
     assert rows.set_index("noise")["n"].to_dict() == {
         "gaussian_noise": 2,
         "rotate": 2,
-        "all_perturbations": 4,
+        "all_perturbations": 2,
     }
+    # An image in one perturbation only counts once more: images 0, 1, 5.
+    more = pd.concat([MODEL, sequences("rotate", {5: [1, 1, 1, 1]})], ignore_index=True)
+    assert flip_probability_metrics(more).set_index("noise")["n"]["all_perturbations"] == 3
 
 
 def test_flip_probability_ignores_row_order_and_uses_the_named_noise_kinds() -> None:
@@ -101,6 +105,26 @@ def test_flip_rate_hand_computed() -> None:
     assert got[("all_perturbations", "mfr")] == pytest.approx(275.0)
     self_rates = values(flip_rate_metrics(MODEL, MODEL))
     assert self_rates[("all_perturbations", "mfr")] == pytest.approx(100.0)
+
+
+def test_flip_rate_compares_the_sequences_both_runs_have() -> None:
+    # The baseline also has rotate image 2 ([0,1,0,1]: FP 1) and the model gaussian_noise image 7
+    # ([1,2,2,2]: 3/3). Unjoined, FR rotate would be 100 (2/3) / ((0 + 1/3 + 1) / 3) = 150 and FR
+    # gaussian 100 ((0 + 1 + 1) / 3) / (1/3) = 200; joined on images 0 and 1 they stay 400 and 150.
+    base = pd.concat([BASELINE, sequences("rotate", {2: [0, 1, 0, 1]})], ignore_index=True)
+    model = pd.concat([MODEL, sequences("gaussian_noise", {7: [1, 2, 2, 2]})], ignore_index=True)
+    rows = flip_rate_metrics(model, base)
+    got = values(rows)
+    assert got[("rotate", "flip_rate")] == pytest.approx(400.0)
+    assert got[("gaussian_noise", "flip_rate")] == pytest.approx(150.0)
+    assert got[("all_perturbations", "mfr")] == pytest.approx(275.0)
+    assert rows.set_index("noise")["n"].to_dict() == {
+        "gaussian_noise": 2,
+        "rotate": 2,
+        "all_perturbations": 2,
+    }
+    # No shared image at all: no rows, nothing invented.
+    assert flip_rate_metrics(sequences("rotate", {9: [1, 2]}), BASELINE).empty
 
 
 def test_flip_rate_zero_baseline_is_nan_and_only_shared_perturbations_count() -> None:
@@ -145,7 +169,9 @@ def test_system_metrics_hand_computed() -> None:
     assert got[("all_variants", "mean_accuracy")] == pytest.approx(75.0)
     assert got[("all_variants", "std_accuracy")] == pytest.approx(math.sqrt(1250 / 3))
     assert got[("all_variants", "nsd")] == pytest.approx(-math.sqrt(1250 / 3))
-    assert rows.set_index(["noise", "metric"])["n"][("all_variants", "nsd")] == 12
+    # n: the 4 distinct images behind every variant, not 3 variants x 4 images.
+    assert rows.set_index(["noise", "metric"])["n"][("all_variants", "nsd")] == 4
+    assert rows.set_index(["noise", "metric"])["n"][("a", "accuracy")] == 4
     assert rows["level"].isna().all()
 
 

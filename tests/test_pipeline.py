@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from robustlab.metrics.natural import CORRUPTION_SETS
 from robustlab.metrics.table import METRICS_COLUMNS
 from tests.pipeline_helpers import REPO, copy_repo, git_init, merged_config, run
 
@@ -80,8 +81,13 @@ def test_metrics_table_honours_the_contract(dvc_run):
     eps = SMOKE["datasets"]["fashion_mnist"]["eps"]
     assert sorted(set(adversarial["level"])) == pytest.approx(sorted(eps))
     assert set(adversarial["noise"]) == set(ATTACKS)
-    natural = metrics[(metrics["family"] == "natural") & (metrics["noise"] != "all_corruptions")]
+    natural = metrics[
+        (metrics["family"] == "natural") & ~metrics["noise"].isin(list(CORRUPTION_SETS))
+    ]
     assert set(natural["noise"]) >= set(SMOKE["corruptions"]["names"])
+    assert metrics.loc[metrics["metric"] == "mce_unnormalised", "noise"].unique().tolist() == [
+        "imagenet_c"
+    ]
     assert set(natural.dropna(subset=["level"])["level"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
     flips = metrics[metrics["metric"] == "flip_probability"]
     assert set(flips["noise"]) == set(SMOKE["perturbations"]["names"])

@@ -318,8 +318,9 @@ def test_every_leaderboard_number_equals_the_metrics_table(full: tuple[Tree, str
             shown = format_count(value) if family == "complexity" else format_percent(value)
             assert text == shown
             checked += 1
-    # 3 sizes, clean, 2 attacks x 3 eps + AutoAttack, 3 WCAR, 4 corruption, mFP, mFR, 2 system
-    assert checked == len(tree.runs) * 22
+    # 3 sizes, clean, 2 attacks x 3 eps + AutoAttack, 3 WCAR, 4 ImageNet-C (accuracy, mCE,
+    # relative mCE, unnormalised mCE), 1 extras accuracy, mFP, mFR, 2 system
+    assert checked == len(tree.runs) * 23
 
 
 def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
@@ -335,6 +336,13 @@ def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
     assert row["pgd_linf @ 0.05 (%)"] == f"{100 * (N - c - 6) / N:.2f}"
     assert row["AutoAttack @ 0.1 (%)"] == f"{100 * (N - c - 12) / N:.2f}"
     assert row["params"] == "303.00k" and row["family"] == "CNN"
+    # corruption k of (gaussian_noise, fog, spatter) at severity s keeps images i >= c + s + k:
+    # the ImageNet-C mean over k = 0, 1 and s = 1..3 is 100 (N - c - 2.5) / N; spatter (an
+    # extra, k = 2) is averaged on its own, 100 (N - c - 4) / N, and never enters it.
+    assert row["ImageNet-C acc. (%)"] == f"{100 * (N - c - 2.5) / N:.2f}"
+    assert row["ImageNet-C extra acc. (%)"] == f"{100 * (N - c - 4) / N:.2f}"
+    # the column titles say how many of the set's corruptions the means cover
+    assert "mean corruption error over the 2 of 15 ImageNet-C corruptions evaluated" in page
     assert rows[("vit_tiny", "pgd_at+clat")][3] == "Transformer"
 
 
@@ -428,6 +436,7 @@ def test_provenance_footer(full: tuple[Tree, str]) -> None:
         "900 / 100",
         "attack fgsm (L-inf)",
         "0.02, 0.05, 0.1",
+        "3 corruptions (2 of 15 ImageNet-C, 1 of 4 ImageNet-C extra)",
     ):
         assert text in footer, text
     assert f'data-sort="{N}">{N}</td>' in footer  # test images; attacks ran on N points

@@ -4,9 +4,12 @@ One row per measured number with exactly the contract columns of DESIGN.md:
 ``dataset, arch, technique, family, noise, level, metric, value, n``.
 
 Noise conventions: ``noise`` is "" for clean/complexity/training rows, the attack or corruption
-name for per-noise rows, ``all_attacks`` for ``wcar`` and ``all_corruptions`` for the mean
-corruption ``accuracy``, ``mce``, ``relative_mce`` and ``mce_unnormalised``. ``level`` is eps
-(pixel scale) for adversarial rows, the severity for per-severity natural rows, NaN otherwise.
+name for per-noise rows, ``all_attacks`` for ``wcar``, the corruption set (``imagenet_c``,
+``extra_corruptions``, ``geometric_corruptions``; robustlab.metrics.natural.CORRUPTION_SETS) for
+its mean ``accuracy``, ``mce``, ``relative_mce`` and ``mce_unnormalised``, ``all_perturbations``
+for mFP / mFR and ``all_variants`` for the system-noise means. ``level`` is eps (pixel scale) for
+adversarial rows, the severity for per-severity natural rows, NaN otherwise. ``n`` counts the
+distinct images behind a natural, stability or system value (module docstrings say which).
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ def run_metrics(
     history: pd.DataFrame | None = None,
     baseline: RunOutcomes | None = None,
 ) -> pd.DataFrame:
-    """All metric rows of one run; normalised mCE rows only when a ``baseline`` run is given."""
+    """All metric rows of one run; normalised mCE and flip-rate rows only when a ``baseline``
+    run is given (compared with it image by image, joined on the image index)."""
     acc, n = clean_accuracy(outcomes.clean)
     parts = [
         _part("clean", [("", math.nan, "accuracy", acc, n)]),
@@ -118,8 +122,9 @@ def run_metrics(
     if outcomes.system is not None:
         parts.append(_part("system", system_metrics(outcomes.system)))
     if baseline is not None:
-        base_acc, _ = clean_accuracy(baseline.clean)
-        normalised = normalised_metrics(outcomes.natural, acc, baseline.natural, base_acc)
+        normalised = normalised_metrics(
+            outcomes.natural, outcomes.clean, baseline.natural, baseline.clean
+        )
         parts.append(_part("natural", normalised))
         if outcomes.stability is not None and baseline.stability is not None:
             parts.append(
@@ -207,13 +212,12 @@ def format_level(level: float) -> str:
 def metric_key(family: str, noise: str, level: float, metric: str) -> str:
     """The ``metrics.json`` key of one row: ``clean_accuracy``,
     ``pgd_linf@0.05_robust_accuracy``, ``wcar@0.05``, ``fog@3_accuracy``, ``fog_ce``,
-    ``corruption_accuracy``, ``mce_unnormalised``, ``params``, ..."""
+    ``imagenet_c_accuracy``, ``imagenet_c_mce``, ``extra_corruptions_mce_unnormalised``,
+    ``all_perturbations_mfr``, ``params``, ..."""
     if noise == "":
         return f"clean_{metric}" if family == "clean" else metric
     if noise == "all_attacks":
         return f"{metric}@{format_level(level)}"
-    if noise == "all_corruptions":
-        return "corruption_accuracy" if metric == "accuracy" else metric
     if math.isnan(level):
         return f"{noise}_{metric}"
     return f"{noise}@{format_level(level)}_{metric}"

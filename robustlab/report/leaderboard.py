@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
+from robustlab.metrics.natural import CORRUPTION_SETS, IMAGENET_C
 from robustlab.report import sanity
 from robustlab.report.data import ReportData, Run
 from robustlab.report.format import family_name, format_level
+from robustlab.report.panels import corruption_set_label, evaluated_corruptions
 from robustlab.report.tables import Cell, Column, number_cell, render_table, text_cell
 
 
@@ -100,32 +102,7 @@ def number_columns(data: ReportData) -> list[NumberColumn]:
                 guard="wcar",
             )
         )
-    natural = [
-        ("accuracy", "corruption acc. (%)", "mean accuracy over corruptions and severities"),
-        (
-            "mce",
-            "mCE (%)",
-            "mean corruption error, each corruption's error summed over "
-            "severities divided by the baseline model's (Hendrycks); lower is better",
-        ),
-        (
-            "relative_mce",
-            "relative mCE (%)",
-            "mean over corruptions of the error increase over "
-            "clean, relative to the baseline model's increase; lower is better",
-        ),
-        (
-            "mce_unnormalised",
-            "mCE unnorm. (%)",
-            "mean error over corruptions and severities, "
-            "not normalised (RobustART's code); lower is better",
-        ),
-    ]
-    for metric, label, title in natural:
-        if metric in has:
-            cols.append(
-                NumberColumn(_col(label, title, metric), "natural", "all_corruptions", None, metric)
-            )
+    cols += corruption_columns(data)
     stability = [
         (
             "mean_flip_probability",
@@ -175,6 +152,52 @@ def number_columns(data: ReportData) -> list[NumberColumn]:
                 "count",
             )
         )
+    return cols
+
+
+def corruption_columns(data: ReportData) -> list[NumberColumn]:
+    """Per corruption set with rows: its mean accuracy; for ImageNet-C also mCE, relative mCE
+    and unnormalised mCE (over the ImageNet-C corruptions only; the titles say how many of the
+    15 were evaluated)."""
+    m = data.metrics
+    natural = m[m["family"] == "natural"]
+    cols = []
+    for set_name in CORRUPTION_SETS:
+        has = set(natural.loc[natural["noise"] == set_name, "metric"].astype(str))
+        if not has:
+            continue
+        label = corruption_set_label(set_name)
+        count = len(evaluated_corruptions(data, set_name))
+        over = f"the {count} of {len(CORRUPTION_SETS[set_name])} {label} corruptions evaluated"
+        specs = [("accuracy", f"{label} acc. (%)", f"mean accuracy over {over} and severities")]
+        if set_name == IMAGENET_C:
+            specs += [
+                (
+                    "mce",
+                    "mCE (%)",
+                    f"mean corruption error over {over}: each corruption's error summed over "
+                    "severities divided by the baseline model's on the same images "
+                    "(Hendrycks); lower is better",
+                ),
+                (
+                    "relative_mce",
+                    "relative mCE (%)",
+                    f"mean over {over} of the error increase over clean (on the same "
+                    "images), relative to the baseline model's increase; lower is better",
+                ),
+                (
+                    "mce_unnormalised",
+                    "mCE unnorm. (%)",
+                    f"mean error over {over} and severities, not normalised (RobustART's "
+                    "code); lower is better",
+                ),
+            ]
+        for metric, col_label, title in specs:
+            if metric in has:
+                key = f"{set_name}-{metric}"
+                cols.append(
+                    NumberColumn(_col(col_label, title, key), "natural", set_name, None, metric)
+                )
     return cols
 
 

@@ -16,9 +16,10 @@ from robustlab.report.tables import Column, number_cell, render_table, text_cell
 
 CAPTIONS = {
     "accuracy_by_noise_family": "Clean accuracy, mean robust accuracy over attacks and eps, "
-    "mean accuracy over corruptions and severities, and mean accuracy over system-noise "
-    "variants, one bar per model (colour: architecture, shaded within its family; hatch: "
-    "technique).",
+    "mean accuracy over the corruptions and severities of each corruption set evaluated "
+    "(ImageNet-C's 15, its 4 extras, MNIST-C's geometric ones; never mixed), and mean accuracy "
+    "over system-noise variants, one bar per model (colour: architecture, shaded within its "
+    "family; hatch: technique).",
     "robust_accuracy_vs_eps": "Robust accuracy (percent of all attacked test images) against "
     "the attack budget eps in the attack's norm, pixel scale; the point at eps 0 is the clean "
     "accuracy.",
@@ -41,8 +42,9 @@ CAPTIONS = {
     "of one technique in MAC order.",
     "clat_training_curves": "Clean and PGD validation accuracy per epoch of X (dashed) and "
     "X+CLAT (solid), which starts from X's weights after the pretraining epoch (dotted line).",
-    "corruption_accuracy_vs_severity": "Accuracy averaged over the corruptions against "
-    "severity; severity 0 is the clean accuracy.",
+    "corruption_accuracy_vs_severity": "Accuracy averaged over the corruptions of one set "
+    "(ImageNet-C, its extras or the geometric ones; the title says how many of the set were "
+    "evaluated) against severity; severity 0 is the clean accuracy.",
     "corruption_heatmap": "Accuracy (%) per corruption (rows) and severity (columns), one panel "
     "per model, on one colour scale.",
     "flip_probability": "Flip probability per perturbation sequence: the percentage of "
