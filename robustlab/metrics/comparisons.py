@@ -38,6 +38,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from robustlab.metrics.natural import CORRUPTION_SETS
+
 COLUMNS = [
     "dataset",
     "arch",
@@ -62,25 +64,7 @@ CLAT_SUFFIX = "+clat"  # the technique suffix of CLAT runs (as robustlab.report.
 Z95 = 1.959963984540054  # standard normal 97.5 % quantile
 RESAMPLES = 10_000
 
-# TODO(reconcile): replace by robustlab.metrics.natural.CORRUPTION_SETS["imagenet_c"] once it
-# is on this branch (the same 15 names, Hendrycks & Dietterich's ImageNet-C).
-IMAGENET_C = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
+IMAGENET_C = CORRUPTION_SETS["imagenet_c"]  # the 15 corruptions mCE averages over
 
 Run = tuple[str, str, str]  # (dataset, arch, technique)
 
@@ -289,8 +273,8 @@ def paired_corruption_accuracy(
 ) -> dict[str, float | int]:
     """:func:`paired_mean` of per-image mean correctness over the (corruption, severity) cells
     of ``corruptions`` both runs evaluated; n is the number of distinct images."""
-    # TODO(reconcile): per-image means via robustlab.metrics.natural.per_image_accuracy once
-    # it is on this branch (restricted here to the cells both runs have).
+    # unlike natural.per_image_accuracy, only the cells both runs evaluated count, so a
+    # corruption one run lacks cannot shift the difference
     a = corruption_cells(natural_a, corruptions)
     b = corruption_cells(natural_b, corruptions)
     common = a.index.intersection(b.index)
