@@ -16,7 +16,8 @@ import pytest
 
 from robustlab.io import write_frame, write_json
 from robustlab.metrics.accuracy import clean_accuracy
-from robustlab.metrics.adversarial import attack_metrics, worst_case_metrics
+from robustlab.metrics.adversarial import attack_metrics, wcar_coverage, worst_case_metrics
+from robustlab.metrics.intervals import bootstrap_mean_interval, per_image_share, wilson_interval
 from robustlab.metrics.natural import (
     CORRUPTION_SETS,
     corruption_metrics,
@@ -33,6 +34,9 @@ from robustlab.metrics.table import (
     validate_metrics_frame,
     write_metrics,
 )
+
+# ADV below has fgsm at one eps only: the partial-level warning is expected (tested on its own).
+pytestmark = pytest.mark.filterwarnings("ignore:WCAR at:UserWarning")
 
 REPO = Path(__file__).resolve().parents[1]
 LABELS = [0, 1, 2, 3]
@@ -150,7 +154,8 @@ def test_attack_metrics_hand_computed() -> None:
 
 
 def test_wcar_per_image_worst_case() -> None:
-    rows = rows_of(worst_case_metrics(ADV))
+    with pytest.warns(UserWarning, match="covers pgd_linf but not fgsm"):
+        rows = rows_of(worst_case_metrics(ADV))
     # At 0.05 PGD breaks image 2 and FGSM image 1: only image 0 of the 3 clean-correct survives.
     assert rows[("all_attacks", 0.05, "wcar")][0] == pytest.approx(100 / 3)
     assert rows[("all_attacks", 0.05, "wcar")][1] == 3
@@ -159,6 +164,75 @@ def test_wcar_per_image_worst_case() -> None:
     partial = adversarial_frame(CLEAN_PRED, {("a", 0.1): [True, True, True, True]})
     partial = pd.concat([partial, adversarial_frame(CLEAN_PRED, {("b", 0.1): [True, False]})])
     assert rows_of(worst_case_metrics(partial))[("all_attacks", 0.1, "wcar")] == (50.0, 2)
+
+
+def linf_outcomes(attack: str, level: int, eps: float, correct: list[bool]) -> pd.DataFrame:
+    """Outcomes of images 0..len(correct)-1 (labels = index); clean predictions right on
+    images 0-4, wrong on image 5."""
+    n = len(correct)
+    label = np.arange(n, dtype=np.int16)
+    clean_pred = np.where(np.arange(n) < 5, label, 9).astype(np.int16)
+    return pd.DataFrame(
+        {
+            "attack": attack,
+            "norm": "linf",
+            "level": np.int16(level),
+            "eps": np.float64(eps),
+            "index": np.arange(n, dtype=np.int64),
+            "label": label,
+            "clean_prediction": clean_pred,
+            "prediction": np.where(correct, label, 9).astype(np.int16),
+            "correct": np.array(correct, dtype=bool),
+        }
+    )
+
+
+T, F = True, False
+# Six images, 0-4 clean-correct. pgd_linf and fgsm at both levels on every image; autoattack
+# only at level 2 and only on images 0-3 (a subset of points).
+PARTIAL_ADV = pd.concat(
+    [
+        linf_outcomes("pgd_linf", 1, 0.05, [T, T, T, F, T, T]),
+        linf_outcomes("fgsm", 1, 0.05, [T, T, F, T, T, F]),
+        linf_outcomes("pgd_linf", 2, 0.1, [T, F, T, T, T, F]),
+        linf_outcomes("fgsm", 2, 0.1, [T, T, T, T, F, F]),
+        linf_outcomes("autoattack", 2, 0.1, [F, T, T, T]),
+    ],
+    ignore_index=True,
+)
+
+
+def test_wcar_over_attacks_at_a_subset_of_levels_and_points() -> None:
+    with pytest.warns(UserWarning, match="level 1 .* but not autoattack"):
+        rows = rows_of(worst_case_metrics(PARTIAL_ADV))
+    # Level 1 (eps 0.05): pgd_linf and fgsm only. Clean-correct images 0-4; worst case per
+    # image: 0 T, 1 T, 2 F (fgsm), 3 F (pgd), 4 T -> 3 of 5 = 60 %.
+    assert rows[("all_attacks", 0.05, "wcar")] == (60.0, 5)
+    # Level 2 (eps 0.1): autoattack evaluated images 0-3 only, so n = 4 clean-correct images;
+    # 0 F (autoattack), 1 F (pgd), 2 T, 3 T -> 2 of 4 = 50 %. Image 4 (fgsm broke it) does
+    # not count: autoattack never saw it.
+    assert rows[("all_attacks", 0.1, "wcar")] == (50.0, 4)
+
+
+def test_wcar_coverage_names_the_attacks_and_missing_ones() -> None:
+    out = RunOutcomes(clean=clean_frame(CLEAN_PRED), adversarial=PARTIAL_ADV, natural=MODEL_NAT)
+    with pytest.warns(UserWarning, match="autoattack"):
+        frame = finalize_metrics([run_metrics("fm", "a1", "standard", out)])
+    norms = {"pgd_linf": "linf", "fgsm": "linf", "autoattack": "linf"}
+    cover = wcar_coverage(frame, norms)
+    assert list(cover["level"]) == [0.05, 0.1]
+    assert list(cover["attacks"]) == ["fgsm, pgd_linf", "autoattack, fgsm, pgd_linf"]
+    assert list(cover["missing"]) == ["autoattack", ""]
+    assert list(cover["n"]) == [5, 4]
+    # an L2 attack at the same eps is not part of the L-inf worst case
+    cover = wcar_coverage(frame, {**norms, "fgsm": "l2"})
+    assert list(cover["attacks"]) == ["pgd_linf", "autoattack, pgd_linf"]
+    # WCAR's interval: Wilson over its n images (3 of 5, 2 of 4)
+    wcar = frame[frame["metric"] == "wcar"]
+    assert list(zip(wcar["ci_low"], wcar["ci_high"], strict=True)) == [
+        wilson_interval(3, 5),
+        wilson_interval(2, 4),
+    ]
 
 
 def test_zero_clean_correct_gives_nan_with_n_zero() -> None:
@@ -438,10 +512,52 @@ def test_table_contract_and_conventions(tmp_path: Path) -> None:
         pa.string(),
         pa.float64(),
         pa.int64(),
+        pa.float64(),
+        pa.float64(),
     ]
     back = pq.read_table(path).to_pandas()
     validate_metrics_frame(back)
     pd.testing.assert_frame_equal(back, frame)
+
+
+def test_intervals_of_accuracy_type_rows() -> None:
+    frame = table(outcomes(BASE_NAT))
+    rows = {
+        (r.family, r.noise, None if math.isnan(r.level) else r.level, r.metric): r
+        for r in frame.itertuples(index=False)
+    }
+
+    def ci(family: str, noise: str, level: float | None, metric: str) -> tuple[float, float]:
+        r = rows[(family, noise, level, metric)]
+        return (r.ci_low, r.ci_high)
+
+    nan = None
+    # clean 3 of 4; pgd_linf at 0.05: robust 3 of 4, AR 2 of the 3 clean-correct images
+    assert ci("clean", "", nan, "accuracy") == wilson_interval(3, 4)
+    assert ci("adversarial", "pgd_linf", 0.05, "robust_accuracy") == wilson_interval(3, 4)
+    assert ci("adversarial", "pgd_linf", 0.05, "ar") == wilson_interval(2, 3)
+    # ASR = 100 - AR: the mirrored interval
+    low, high = wilson_interval(2, 3)
+    assert ci("adversarial", "pgd_linf", 0.05, "asr") == (pytest.approx(100 - high), 100 - low)
+    assert ci("natural", "fog", 1.0, "accuracy") == wilson_interval(3, 4)  # fog 1: 3 of 4
+    # mean corruption accuracy: bootstrap over the 4 images of their accuracy over the cells
+    per_image = per_image_share(MODEL_NAT, "corruption", ["fog", "gaussian_noise"])
+    assert ci("natural", "imagenet_c", nan, "accuracy") == bootstrap_mean_interval(per_image)
+    # image 0 wrong in every cell, image 1 right in 1 of 4, image 2 in 3 of 4, image 3 in all:
+    # per-image 0, 25, 75, 100 %, whose mean is the row's value (50 %)
+    assert list(per_image) == [0.0, 25.0, 75.0, 100.0]
+    low, high = ci("natural", "imagenet_c", nan, "accuracy")
+    assert 0.0 <= low < 50.0 < high <= 100.0
+    # no interval for counts, mCE and training rows
+    for key in [
+        ("complexity", "", nan, "params"),
+        ("adversarial", "pgd_linf", 0.05, "forward_passes"),
+        ("natural", "imagenet_c", nan, "mce"),
+        ("natural", "imagenet_c", nan, "mce_unnormalised"),
+        ("training", "", nan, "final_val_accuracy"),
+    ]:
+        if key in rows:
+            assert all(math.isnan(b) for b in ci(*key)), key
 
 
 @pytest.mark.parametrize(
@@ -454,6 +570,11 @@ def test_table_contract_and_conventions(tmp_path: Path) -> None:
         (lambda f: f.assign(level=f["level"].astype("float32")), "level"),
         (lambda f: f.assign(metric=f["metric"].astype(object)), "metric"),
         (lambda f: f.assign(family="bogus"), "family"),
+        (lambda f: f.drop(columns=["ci_low", "ci_high"]), "ci_low"),
+        (lambda f: f.drop(columns="ci_high"), "ci_high"),
+        (lambda f: f.assign(ci_low=f["ci_low"].astype("float32")), "ci_low"),
+        (lambda f: f.assign(ci_low=f["ci_high"] + 1.0), "'ci_low' exceeds"),
+        (lambda f: f.assign(ci_high=math.nan), "NaN together"),
     ],
 )
 def test_validate_names_offending_column(mutate, column: str) -> None:

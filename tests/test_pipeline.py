@@ -62,7 +62,7 @@ def test_metrics_table_honours_the_contract(dvc_run):
     schema = pq.read_schema(repo / "results/metrics.parquet")
     assert schema.names == METRICS_COLUMNS
     types = [str(schema.field(c).type) for c in METRICS_COLUMNS]
-    assert types == ["string"] * 5 + ["double", "string", "double", "int64"]
+    assert types == ["string"] * 5 + ["double", "string", "double", "int64", "double", "double"]
     metrics = pd.read_parquet(repo / "results/metrics.parquet")
     runs = {f"{r.dataset}/{r.arch}/{r.technique}" for r in metrics.itertuples()}
     assert runs == set(RUNS)

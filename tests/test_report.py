@@ -22,7 +22,7 @@ from robustlab.report import sanity as report_sanity
 from robustlab.report.data import ReportData
 from robustlab.report.figures import FIGURES, draw_figure, write_figures
 from robustlab.report.figures_size import kendall_note
-from robustlab.report.format import format_count, format_percent
+from robustlab.report.format import format_count, format_interval, format_percent
 from robustlab.report.html import render_report
 from robustlab.report.panels import rows_per_dataset
 from robustlab.report.plan import ALL_FIGURES, figure_names, scaling_series, sweep_archs
@@ -251,6 +251,7 @@ class Cells(HTMLParser):
         self.header: list[str] = []
         self.rows: list[tuple[dict, list[tuple[dict, str]]]] = []
         self._cell: tuple[dict, list[str]] | None = None
+        self._ci: list[str] | None = None  # text of the cell's interval span (class "ci")
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         a = dict(attrs)
@@ -258,7 +259,9 @@ class Cells(HTMLParser):
             self.inside = True
         if not self.inside:
             return
-        if tag == "tr":
+        if tag == "span" and a.get("class") == "ci" and self._cell is not None:
+            self._ci = []
+        elif tag == "tr":
             self.rows.append((a, []))
         elif tag in ("td", "th"):
             self._cell = (a, [])
@@ -266,7 +269,10 @@ class Cells(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if not self.inside:
             return
-        if tag in ("td", "th") and self._cell is not None:
+        if tag == "span" and self._ci is not None and self._cell is not None:
+            self._cell[0]["ci-text"] = "".join(self._ci)
+            self._ci = None
+        elif tag in ("td", "th") and self._cell is not None:
             attrs, text = self._cell
             if tag == "th":
                 self.header.append("".join(text))
@@ -277,7 +283,9 @@ class Cells(HTMLParser):
             self.inside = False
 
     def handle_data(self, data: str) -> None:
-        if self._cell is not None:
+        if self._ci is not None:
+            self._ci.append(data)
+        elif self._cell is not None:
             self._cell[1].append(data)
 
 
@@ -301,26 +309,76 @@ def test_every_leaderboard_number_equals_the_metrics_table(full: tuple[Tree, str
             r.noise,
             "" if pd.isna(r.level) else repr(float(r.level)),
             r.metric,
-        ): r.value
+        ): r
         for r in metrics.itertuples(index=False)
     }
     board = table(page, "leaderboard-table")
     assert len(board.rows) == len(tree.runs)
-    checked = 0
+    checked = intervals = 0
     for attrs, cells in board.rows:
         run = tuple(attrs["data-run"].split("/"))
         for cell, text in cells:
             if "data-metric" not in cell:
                 continue
             family, noise, level, metric = cell["data-metric"].split("|")
-            value = lookup[(*run, family, noise, level, metric)]
+            row = lookup[(*run, family, noise, level, metric)]
+            value = row.value
             assert float(cell["data-value"]) == value
             shown = format_count(value) if family == "complexity" else format_percent(value)
             assert text == shown
+            # the 95 % interval is shown under each number that has one, and only there
+            if pd.isna(row.ci_low):
+                assert "ci-text" not in cell and "data-ci-low" not in cell
+            else:
+                assert float(cell["data-ci-low"]) == row.ci_low
+                assert float(cell["data-ci-high"]) == row.ci_high
+                assert cell["ci-text"] == format_interval(row.ci_low, row.ci_high)
+                assert int(cell["data-n"]) == row.n and f"n = {row.n} images" in cell["title"]
+                intervals += 1
             checked += 1
     # 3 sizes, clean, 2 attacks x 3 eps + AutoAttack, 3 WCAR, 4 ImageNet-C (accuracy, mCE,
     # relative mCE, unnormalised mCE), 1 extras accuracy, mFP, mFR, 2 system
     assert checked == len(tree.runs) * 23
+    # clean, 7 robust accuracies, 3 WCAR, ImageNet-C, extras and system accuracy carry an interval
+    assert intervals == len(tree.runs) * 14
+
+
+def test_leaderboard_shows_hand_computed_intervals(full: tuple[Tree, str]) -> None:
+    tree, page = full
+    board = table(page, "leaderboard-table")
+    rows = {a["data-run"]: dict(zip(board.header, c, strict=True)) for a, c in board.rows}
+    run = ("fashion_mnist", "wrn_10_2", "standard")
+    c = tree.offsets[run]
+    cell, text = rows["/".join(run)]["clean acc. (%)"]
+    # clean accuracy: N - c of N images correct, so the Wilson interval of that proportion
+    k = N - c
+    z2n = 1.959963984540054**2 / N
+    centre = (k / N + z2n / 2) / (1 + z2n)
+    half = 1.959963984540054 / (1 + z2n) * ((k / N) * (1 - k / N) / N + z2n / (4 * N)) ** 0.5
+    assert cell["ci-text"] == f"[{100 * (centre - half):.1f}, {100 * (centre + half):.1f}]"
+    assert float(cell["data-ci-low"]) == pytest.approx(100 * (centre - half))
+    assert text == f"{100 * k / N:.2f}" and cell["data-n"] == str(N)
+
+
+def test_wcar_coverage_states_attacks_and_n_per_level(full: tuple[Tree, str]) -> None:
+    tree, page = full
+    cover = table(page, "wcar-coverage")
+    rows = [[t for _, t in cells] for _, cells in cover.rows]
+    # the fixture runs AutoAttack at the largest eps only: the smaller levels lack it
+    assert [r[:5] for r in rows] == [
+        ["fashion_mnist", "L-inf", "0.02", "fgsm, pgd_linf", "autoattack"],
+        ["fashion_mnist", "L-inf", "0.05", "fgsm, pgd_linf", "autoattack"],
+        ["fashion_mnist", "L-inf", "0.1", "autoattack, fgsm, pgd_linf", "none"],
+    ]
+    metrics = pd.read_parquet(tree.metrics)
+    wcar = metrics[metrics["metric"] == "wcar"]
+    for row, (_, group) in zip(rows, wcar.groupby("level", sort=True), strict=True):
+        n = group["n"]
+        assert row[5] == (str(n.min()) if n.min() == n.max() else f"{n.min()}–{n.max()}")
+    board = table(page, "leaderboard-table")
+    partial = [c for _, cells in board.rows for c, _ in cells if "partial" in c.get("class", "")]
+    assert len(partial) == 2 * len(tree.runs)  # WCAR at the two smaller eps of every run
+    assert all("autoattack not run at this eps" in c["title"] for c in partial)
 
 
 def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:

@@ -332,7 +332,14 @@ def write_tree(
                 ),
             ]
         )
-        flips = flips.assign(family="natural", dataset=run[0], arch=run[1], technique=run[2])
+        flips = flips.assign(
+            family="natural",
+            dataset=run[0],
+            arch=run[1],
+            technique=run[2],
+            ci_low=np.nan,
+            ci_high=np.nan,
+        )
         frames += [metrics, flips[METRICS_COLUMNS]]
     write_metrics(finalize_metrics(frames), root / "results" / "metrics.parquet")
     if transfer:

@@ -1,6 +1,6 @@
 """Natural-corruption metrics from stored per-example outcomes (``natural.parquet``).
 
-Definitions (notes/papers.md section 1), errors E in percent:
+Definitions (docs/metrics.md), errors E in percent:
 
 - ``accuracy`` per (corruption, severity) cell;
 - per corruption set (noise ``imagenet_c``, ``extra_corruptions``, ``geometric_corruptions``,

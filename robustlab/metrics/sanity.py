@@ -1,4 +1,4 @@
-"""Evaluation sanity checks computed from stored outcomes (notes/papers.md section 4).
+"""Evaluation sanity checks computed from stored outcomes (docs/attacks.md, "Sanity probes").
 
 Each check gives one row: ``check`` (name), ``passed`` (bool), ``value`` (the measured number),
 ``threshold`` (the bound it was held to), ``detail`` (what was compared, in words). A check whose

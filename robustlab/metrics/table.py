@@ -1,7 +1,10 @@
 """The tidy metrics table (``results/metrics.parquet``) and its DVC summary (``metrics.json``).
 
 One row per measured number with exactly the contract columns of DESIGN.md:
-``dataset, arch, technique, family, noise, level, metric, value, n``.
+``dataset, arch, technique, family, noise, level, metric, value, n, ci_low, ci_high``.
+``n`` counts the distinct images behind the value; ``ci_low``/``ci_high`` bound its 95 %
+interval in percent (Wilson for a proportion of n images, a seeded bootstrap over images for a
+mean over cells), NaN where no interval applies (docs/metrics.md).
 
 Noise conventions: ``noise`` is "" for clean/complexity/training rows, the attack or corruption
 name for per-noise rows, ``all_attacks`` for ``wcar``, the corruption set (``imagenet_c``,
@@ -26,7 +29,13 @@ import pyarrow as pa
 from robustlab.io import write_table
 from robustlab.metrics.accuracy import clean_accuracy
 from robustlab.metrics.adversarial import attack_metrics, cost_metrics, worst_case_metrics
-from robustlab.metrics.natural import corruption_metrics, normalised_metrics
+from robustlab.metrics.intervals import (
+    bootstrap_mean_interval,
+    per_image_share,
+    successes_of,
+    wilson_interval,
+)
+from robustlab.metrics.natural import CORRUPTION_SETS, corruption_metrics, normalised_metrics
 from robustlab.metrics.stability import flip_probability_metrics, flip_rate_metrics
 from robustlab.metrics.system import system_metrics
 
@@ -40,14 +49,19 @@ METRICS_COLUMNS = [
     "metric",
     "value",
     "n",
+    "ci_low",
+    "ci_high",
 ]
+ROW_COLUMNS = METRICS_COLUMNS[:9]  # the rows' columns before the intervals are added
+INTERVAL_COLUMNS = ["ci_low", "ci_high"]
 STRING_COLUMNS = ["dataset", "arch", "technique", "family", "noise", "metric"]
-FLOAT_COLUMNS = ["level", "value"]
+FLOAT_COLUMNS = ["level", "value", "ci_low", "ci_high"]
 FAMILIES = ("clean", "adversarial", "natural", "system", "complexity", "training")
 SORT_COLUMNS = ["dataset", "arch", "technique", "family", "noise", "level", "metric"]
 METRICS_SCHEMA = pa.schema(
     [(c, pa.string()) for c in METRICS_COLUMNS[:5]]
     + [("level", pa.float64()), ("metric", pa.string()), ("value", pa.float64()), ("n", pa.int64())]
+    + [("ci_low", pa.float64()), ("ci_high", pa.float64())]
 )
 COMPLEXITY_KEYS = ("params", "macs", "trainable_params")
 
@@ -136,7 +150,64 @@ def run_metrics(
         parts.append(training_rows(history))
     parts = [p for p in parts if len(p)]
     frame = pd.concat(parts, ignore_index=True)
-    return frame.assign(dataset=dataset, arch=arch, technique=technique)[METRICS_COLUMNS]
+    frame = frame.assign(dataset=dataset, arch=arch, technique=technique)[ROW_COLUMNS]
+    return add_intervals(frame, outcomes)
+
+
+# Metrics that are a share of n distinct images: a Wilson interval from value and n.
+PROPORTION_METRICS = ("accuracy", "robust_accuracy", "ar", "asr", "wcar")
+# Mean corruption accuracy rows (family natural, metric accuracy, level NaN) average over the
+# corruptions of their set (robustlab.metrics.natural.CORRUPTION_SETS); a single corruption name
+# averages over its severities.
+
+
+def corruption_set(noise: str, natural: pd.DataFrame) -> list[str]:
+    """The corruption names a mean corruption accuracy row of noise ``noise`` averages over."""
+    present = sorted(set(natural["corruption"].astype(str)))
+    if noise in CORRUPTION_SETS:
+        return [c for c in CORRUPTION_SETS[noise] if c in present]
+    if noise in present:
+        return [noise]
+    raise ValueError(
+        f"natural accuracy row with noise {noise!r} and no severity: not a corruption of the "
+        f"outcomes nor a known set ({', '.join(CORRUPTION_SETS)}); add it "
+        "to robustlab.metrics.natural.CORRUPTION_SETS"
+    )
+
+
+def _interval(row: pd.Series, outcomes: RunOutcomes) -> tuple[float, float]:
+    family, metric, noise = str(row["family"]), str(row["metric"]), str(row["noise"])
+    level_is_nan = math.isnan(float(row["level"]))
+    if family == "natural" and metric == "accuracy" and level_is_nan:
+        names = corruption_set(noise, outcomes.natural)
+        return bootstrap_mean_interval(per_image_share(outcomes.natural, "corruption", names))
+    if family == "system" and metric == "mean_accuracy" and outcomes.system is not None:
+        variants = sorted(set(outcomes.system["variant"].astype(str)))
+        return bootstrap_mean_interval(per_image_share(outcomes.system, "variant", variants))
+    if metric in PROPORTION_METRICS and family != "training":
+        n = int(row["n"])
+        value = float(row["value"])
+        if n == 0 or math.isnan(value):
+            return math.nan, math.nan
+        return wilson_interval(successes_of(value, n), n)
+    return math.nan, math.nan
+
+
+def add_intervals(frame: pd.DataFrame, outcomes: RunOutcomes) -> pd.DataFrame:
+    """``frame`` (one run's rows) with ``ci_low``/``ci_high``: the 95 % interval in percent of
+    every accuracy-type row, NaN for the others (docs/metrics.md, "Intervals").
+
+    Wilson for a share of n distinct images (``accuracy`` of one cell, ``robust_accuracy``,
+    ``ar``, ``asr``, ``wcar``); a seeded bootstrap over images for a mean over cells (mean
+    corruption accuracy of a set, system ``mean_accuracy``), from the per-example outcomes.
+    """
+    bounds = [_interval(row, outcomes) for _, row in frame.iterrows()]
+    low = [b[0] for b in bounds]
+    high = [b[1] for b in bounds]
+    out = frame[ROW_COLUMNS].copy()
+    out["ci_low"] = pd.Series(low, index=frame.index, dtype="float64")
+    out["ci_high"] = pd.Series(high, index=frame.index, dtype="float64")
+    return out
 
 
 def finalize_metrics(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
@@ -150,7 +221,7 @@ def finalize_metrics(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:
         if frame[col].isna().any():
             raise ValueError(f"metrics column {col!r} has missing values")
         frame[col] = frame[col].astype("str")
-    frame = frame.astype({"level": "float64", "value": "float64", "n": "int64"})
+    frame = frame.astype({c: "float64" for c in FLOAT_COLUMNS} | {"n": "int64"})
     frame = frame.sort_values(SORT_COLUMNS, na_position="last", kind="mergesort")
     frame = frame.reset_index(drop=True)
     validate_metrics_frame(frame)
@@ -186,6 +257,13 @@ def validate_metrics_frame(frame: pd.DataFrame) -> None:
         raise ValueError(f"metrics column 'n' must be int64, not {frame['n'].dtype}")
     if (frame["n"] < 0).any():
         raise ValueError("metrics column 'n' has negative counts")
+    low, high = frame["ci_low"], frame["ci_high"]
+    if (low.isna() != high.isna()).any():
+        raise ValueError("metrics columns 'ci_low' and 'ci_high' must be NaN together")
+    if (low > high).any():
+        raise ValueError("metrics column 'ci_low' exceeds 'ci_high' in some row")
+    if ((frame["n"] == 0) & low.notna()).any():
+        raise ValueError("metrics column 'ci_low': an interval on a row with n = 0")
     unknown = sorted(set(frame["family"]) - set(FAMILIES))
     if unknown:
         raise ValueError(

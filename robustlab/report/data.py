@@ -22,6 +22,23 @@ Key = tuple[str, str, str, str, str, float | None, str]
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One row of the metrics table: value, distinct images n, 95 % interval (NaN: none)."""
+
+    value: float
+    n: int
+    ci_low: float
+    ci_high: float
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(low, high)`` in percent, or None where no interval applies."""
+        if math.isnan(self.ci_low) or math.isnan(self.ci_high):
+            return None
+        return (self.ci_low, self.ci_high)
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """What the prepared test table of one dataset says about itself (schema metadata)."""
 
@@ -56,9 +73,9 @@ class ReportData:
     # -- lookups ---------------------------------------------------------------------------
 
     @cached_property
-    def index(self) -> dict[Key, tuple[float, int]]:
-        """``(dataset, arch, technique, family, noise, level or None, metric) -> (value, n)``."""
-        out: dict[Key, tuple[float, int]] = {}
+    def index(self) -> dict[Key, Entry]:
+        """``(dataset, arch, technique, family, noise, level or None, metric) -> Entry``."""
+        out: dict[Key, Entry] = {}
         m = self.metrics
         for row in zip(
             m["dataset"],
@@ -70,18 +87,28 @@ class ReportData:
             m["metric"],
             m["value"],
             m["n"],
+            m["ci_low"],
+            m["ci_high"],
             strict=True,
         ):
             level = None if math.isnan(row[5]) else float(row[5])
-            out[(*row[:5], level, row[6])] = (float(row[7]), int(row[8]))
+            out[(*row[:5], level, row[6])] = Entry(
+                float(row[7]), int(row[8]), float(row[9]), float(row[10])
+            )
         return out
+
+    def entry(
+        self, run: Run, family: str, noise: str, level: float | None, metric: str
+    ) -> Entry | None:
+        """One row of the metrics table (value, n, interval), or None when it is absent."""
+        return self.index.get((*run, family, noise, level, metric))
 
     def value(
         self, run: Run, family: str, noise: str, level: float | None, metric: str
     ) -> float | None:
         """One number of the metrics table, or None when it is absent."""
-        hit = self.index.get((*run, family, noise, level, metric))
-        return None if hit is None else hit[0]
+        hit = self.entry(run, family, noise, level, metric)
+        return None if hit is None else hit.value
 
     @cached_property
     def runs(self) -> list[Run]:
@@ -155,6 +182,14 @@ class ReportData:
     def largest_eps(self, dataset: str, attack: str) -> float | None:
         levels = self.eps_levels(dataset, attack)
         return levels[-1] if levels else None
+
+    @cached_property
+    def wcar_coverage(self) -> pd.DataFrame:
+        """Per WCAR row: the attacks it covers, those of its norm it lacks, and n
+        (robustlab.metrics.adversarial.wcar_coverage)."""
+        from robustlab.metrics.adversarial import wcar_coverage
+
+        return wcar_coverage(self.metrics, self.attack_norms)
 
     def norm_label(self, attack: str) -> str:
         """``L-inf``, ``L2``, ``L1``, or ``norm unknown``."""

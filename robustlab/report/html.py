@@ -37,6 +37,8 @@ td.wrap{white-space:normal;min-width:18em;max-width:40em}
 #leaderboard-table tbody td:nth-child(2),#leaderboard-table thead th:nth-child(2){position:sticky;
 left:0;background:#fff;z-index:2;box-shadow:1px 0 0 #ccc}
 #leaderboard-table thead th:nth-child(2){background:#f0f0f0;z-index:3}
+span.ci{display:block;font-size:0.8em;color:#666}
+td.partial{text-decoration:underline dotted #b00020}
 td.guard-fail{outline:2px solid #b00020;outline-offset:-2px;background:#fdecee}
 td.guard-fail::after{content:" \\26A0";color:#b00020}
 td.fail,a.fail,p.fail,.fail{color:#b00020;font-weight:600}
@@ -144,8 +146,11 @@ def render_report(
 <p>{len(data.runs)} run(s) on {escape(datasets)}: {len(data.archs)} architecture(s) x
 {len(data.techniques)} technique(s). Accuracies and rates in percent; eps in pixel scale (images
 in [0, 1]) in each attack's norm. Robust accuracy counts all attacked test images; WCAR counts
-clean-correct images correct under every attack at that eps. Every number comes from the
-pipeline's tables (results/metrics.parquet and the files named in the footer).</p>
+clean-correct images correct under every attack of its norm evaluated at that eps (listed per
+eps under Adversarial noise). Under an accuracy, [low, high] is its 95 % interval (Wilson over
+its n distinct images; a seeded bootstrap over images for a mean over corruptions or variants);
+hover a number for n. Every number comes from the pipeline's tables (results/metrics.parquet and
+the files named in the footer).</p>
 <nav class="toc">{toc}<a href="#provenance">Provenance</a></nav>
 {main}
 <footer id="provenance">

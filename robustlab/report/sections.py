@@ -11,8 +11,8 @@ from html import escape
 from robustlab.report import ablation, clat, comparisons, sanity
 from robustlab.report.data import ReportData
 from robustlab.report.format import format_level, model_label
-from robustlab.report.leaderboard import abbreviations_html, leaderboard_html
-from robustlab.report.tables import Column, number_cell, render_table, text_cell
+from robustlab.report.leaderboard import abbreviations_html, leaderboard_html, wcar_coverage_html
+from robustlab.report.tables import Column, entry_cell, number_cell, render_table, text_cell
 
 CAPTIONS = {
     "accuracy_by_noise_family": "Clean accuracy, mean robust accuracy over attacks and eps, "
@@ -143,6 +143,15 @@ def transfer_tables(data: ReportData) -> str:
 
 def adversarial_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
     parts = [sanity.failures_note(data), figure_html("robust_accuracy_vs_eps", figures)]
+    coverage = wcar_coverage_html(data)
+    if coverage:
+        parts += [
+            "<h3>WCAR coverage</h3>",
+            "<p>Per eps, the attacks whose per-image worst case WCAR takes and n, the "
+            "clean-correct images every one of them evaluated (an attack run on a subset of "
+            "points bounds it). A level missing an attack run at other eps is optimistic.</p>",
+            coverage,
+        ]
     parts.append("<h3>Transferability</h3>")
     if data.has_transfer():
         parts += [figure_html("transfer_asr", figures), transfer_tables(data)]
@@ -216,9 +225,9 @@ def corruption_tables(data: ReportData) -> str:
         columns += [Column("CE (%)"), Column("relative CE (%)")] if has_ce else []
         rows = []
         for corruption in sorted(set(nat["noise"].astype(str))):
-            accs = [data.value(run, "natural", corruption, s, "accuracy") for s in severities]
-            have = [v for v in accs if v is not None]
-            row = [text_cell(corruption), *(number_cell(v) for v in accs)]
+            entries = [data.entry(run, "natural", corruption, s, "accuracy") for s in severities]
+            have = [e.value for e in entries if e is not None]
+            row = [text_cell(corruption), *(entry_cell(e) for e in entries)]
             row.append(number_cell(sum(have) / len(have) if have else None))
             if has_ce:
                 row += [
