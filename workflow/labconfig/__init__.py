@@ -1,4 +1,4 @@
-"""Configuration of the robustlab workflow: params.yaml checked, resolved, turned into job arguments.
+"""The workflow's configuration: params.yaml checked, resolved, turned into job arguments.
 
 Torch-free and free of Snakemake: the Snakefile imports it (workflow/ is on its sys.path) and the
 tests call it in-process. The three steps are pure functions:

@@ -226,7 +226,9 @@ def attack_options(cfg: Resolved) -> list[str]:
 def baseline_options(cfg: Resolved) -> list[str]:
     """--baseline options normalising mCE by the configured baseline run of each dataset."""
     base = cfg["baseline"]
-    return [a for d in cfg.datasets for a in ("--baseline", f"{d}={base['arch']}/{base['technique']}")]
+    return [
+        a for d in cfg.datasets for a in ("--baseline", f"{d}={base['arch']}/{base['technique']}")
+    ]
 
 
 def report_options(cfg: Resolved) -> list[str]:

@@ -40,7 +40,9 @@ class ConfigError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
         listing = "\n".join(f"  {p}" for p in self.problems)
-        super().__init__(f"invalid configuration (params.yaml and --configfile presets):\n{listing}")
+        super().__init__(
+            f"invalid configuration (params.yaml and --configfile presets):\n{listing}"
+        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,12 @@ class Resolved:
     @property
     def runs(self) -> list[str]:
         """Every run of the grid as ``dataset/arch/technique``."""
-        return [f"{d}/{a}/{t}" for d in self.datasets for a in self.architectures for t in self.techniques]
+        return [
+            f"{d}/{a}/{t}"
+            for d in self.datasets
+            for a in self.architectures
+            for t in self.techniques
+        ]
 
     @property
     def clat_techniques(self) -> list[str]:
@@ -134,12 +141,11 @@ def resolve(config: Mapping[str, Any], sample: Sampler | None = None) -> Resolve
     notes: list[str] = []
     problems += _check_datasets(cfg, notes)
     problems += _fill_techniques(cfg)
-    if problems:
-        raise ConfigError(problems)
     snapshots, snapshot_problems = _snapshots(cfg)
     problems += snapshot_problems
-    problems += _check_budgets(cfg)
-    problems += _check_attacks(cfg)
+    if all(d in cfg["datasets"] for d in cfg["grid"]["datasets"]):
+        problems += _check_budgets(cfg)
+        problems += _check_attacks(cfg)
     if problems:
         raise ConfigError(problems)
     return Resolved(cfg, tuple(notes), snapshots)
@@ -168,7 +174,8 @@ def _expand_architectures(cfg: dict, sample: Sampler) -> list[str]:
         if options.get("arch", arch) not in ARCHITECTURES:
             problems.append(
                 f"grid.architectures.{i}: {arch!r} is not allowed; allowed values: "
-                f"{', '.join(ARCHITECTURES)}, or a key of architectures: whose `arch` option names one"
+                f"{', '.join(ARCHITECTURES)}, or a key of architectures: whose `arch` option "
+                f"names one"
             )
     return problems
 

@@ -74,7 +74,7 @@ wildcard_constraints:
 
 
 def job_arg(builder, key, *wildcard_names):
-    """A rule param: argument `key` of builder(CFG, *wildcards) (a labconfig *_args function)."""
+    """A param of a rule: argument `key` of builder(CFG, *wildcards), a labconfig *_args function."""
     return lambda w: builder(CFG, *(w[name] for name in wildcard_names))[key]
 
 
