@@ -35,7 +35,7 @@ try:
     # the input is never changed: `config` stays as Snakemake merged it, CFG is what rules read
     CFG = resolve(config)
 except ConfigError as err:
-    raise ValueError(str(err)) from None
+    raise ValueError(str(err)) from None  # the listing of problems, not labconfig's traceback
 for _note in CFG.notes:
     logger.warning(f"params.yaml: {_note}")
 
