@@ -6,6 +6,7 @@ python -m stages.report --metrics results/metrics.parquet --figures-dir reports/
     [--comparisons results/comparisons.parquet]
     [--test-tables data/prepared/D/test.parquet ...] [--attack-norm NAME=NORM ...]
     [--git-revision REV] [--params-hash HASH] [--params-file params.yaml] [--title TEXT]
+    [--config-note TEXT ...]
 
 Reads, per run, ``models/{run}/card.json`` and ``history.parquet`` and, for ``X+clat`` runs,
 ``results/{run}/criticality.parquet`` (and X's history when present). Without ``--run``, the
@@ -184,6 +185,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--git-revision", default=None)
     parser.add_argument("--params-hash", default=None)
     parser.add_argument("--params-file", type=Path, default=None)
+    parser.add_argument(
+        "--config-note",
+        action="append",
+        default=[],
+        help="what resolving params.yaml adjusted (e.g. a subset size above its split); repeatable",
+    )
     parser.add_argument("--title", default="robustlab report")
     args = parser.parse_args(argv)
 
@@ -196,6 +203,8 @@ def main(argv: list[str] | None = None) -> None:
         provenance["git revision"] = args.git_revision
     if args.params_hash is not None:
         provenance["params hash"] = args.params_hash
+    if args.config_note:
+        provenance["configuration notes"] = "; ".join(args.config_note)
     params_text = None
     if args.params_file is not None:
         if not args.params_file.exists():

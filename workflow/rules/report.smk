@@ -16,15 +16,15 @@ rule aggregate:
         expand("models/{run}/{name}", run=RUNS, name=["card.json", "history.parquet"]),
         code=stage("aggregate"),
     params:
-        runs=" ".join(f"--run {run}" for run in RUNS),
-        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
-        baseline=baseline_args(),
+        runs=run_options(CFG),
+        attacks=attack_options(CFG),
+        baseline=baseline_options(CFG),
     log:
         "logs/aggregate.log",
     shell:
-        "python -m stages.aggregate --results-dir results --models-dir models {params.runs}"
-        " {params.attacks} {params.baseline} --stability --system --out-metrics {output.metrics}"
-        " --out-json {output.json} --out-transfer {output.transfer} 2> {log}"
+        "python -m stages.aggregate --results-dir results --models-dir models {params.runs:q}"
+        " {params.attacks:q} {params.baseline:q} --stability --system --out-metrics {output.metrics:q}"
+        " --out-json {output.json:q} --out-transfer {output.transfer:q} 2> {log:q}"
 
 
 rule sanity:
@@ -38,19 +38,18 @@ rule sanity:
         expand("results/{run}/adversarial/{attack}.parquet", run=RUNS, attack=ATTACKS),
         code=stage("sanity"),
     params:
-        runs=" ".join(f"--run {run}" for run in RUNS),
-        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
+        runs=run_options(CFG),
+        attacks=attack_options(CFG),
         settings=as_json(config["sanity"]),
         reference=SANITY_REFERENCE,
     log:
         "logs/sanity.log",
     shell:
-        "python -m stages.sanity --results-dir results {params.runs} {params.attacks}"
-        " --reference {params.reference} --settings '{params.settings}' --out {output} 2> {log}"
+        "python -m stages.sanity --results-dir results {params.runs:q} {params.attacks:q}"
+        " --reference {params.reference:q} --settings {params.settings:q} --out {output:q} 2> {log:q}"
 
 
-# Paired comparisons of every two runs of one dataset and architecture (stages.compare);
-# arguments built inline from RUNS, ATTACKS and SEED.
+# Paired comparisons of every two runs of one dataset and architecture (stages.compare).
 rule compare:
     output:
         "results/comparisons.parquet",
@@ -59,14 +58,14 @@ rule compare:
         expand("results/{run}/adversarial/{attack}.parquet", run=RUNS, attack=ATTACKS),
         code=stage("compare"),
     params:
-        runs=" ".join(f"--run {run}" for run in RUNS),
-        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
+        runs=run_options(CFG),
+        attacks=attack_options(CFG),
         seed=SEED,
     log:
         "logs/compare.log",
     shell:
-        "python -m stages.compare --results-dir results {params.runs} {params.attacks}"
-        " --seed {params.seed} --out {output} 2> {log}"
+        "python -m stages.compare --results-dir results {params.runs:q} {params.attacks:q}"
+        " --seed {params.seed:q} --out {output:q} 2> {log:q}"
 
 
 # Inputs the figures and the report both read: tables, cards, histories (with those of the runs
@@ -88,10 +87,7 @@ REPORT_INPUTS = {
     "criticality": expand("results/{run}/criticality.parquet", run=CLAT_RUNS),
 }
 # --run and --attack-norm options of stages.figures and stages.report
-REPORT_ARGS = " ".join(
-    [f"--run {run}" for run in RUNS]
-    + [f"--attack-norm {name}={attack_norm(name)}" for name in ATTACKS]
-)
+REPORT_ARGS = report_options(CFG)
 
 
 rule figures:
@@ -109,13 +105,13 @@ rule figures:
         code=[stage("figures"), stage("report")],
     params:
         args=REPORT_ARGS,
-        names=" ".join(FIGURE_NAMES),
+        names=FIGURE_NAMES,
     log:
         "logs/figures.log",
     shell:
-        "python -m stages.figures --metrics {input.metrics} --transfer {input.transfer}"
-        " --models-dir models --results-dir results {params.args} --names {params.names}"
-        " --out-dir reports/figures 2> {log}"
+        "python -m stages.figures --metrics {input.metrics:q} --transfer {input.transfer:q}"
+        " --models-dir models --results-dir results {params.args:q} --names {params.names:q}"
+        " --out-dir reports/figures 2> {log:q}"
 
 
 rule report:
@@ -131,12 +127,14 @@ rule report:
     params:
         args=REPORT_ARGS,
         params_hash=PARAMS_HASH,
+        # what the resolution adjusted (e.g. a subset size above its split), for the footer
+        notes=note_options(CFG),
     log:
         "logs/report.log",
     shell:
-        "python -m stages.report --metrics {input.metrics} --transfer {input.transfer}"
-        " --sanity {input.sanity} --comparisons {input.comparisons} --models-dir models"
-        " --results-dir results {params.args}"
-        " --test-tables {input.tests} --figures-dir reports/figures"
-        " --git-revision $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-        " --params-hash {params.params_hash} --out {output} 2> {log}"
+        "python -m stages.report --metrics {input.metrics:q} --transfer {input.transfer:q}"
+        " --sanity {input.sanity:q} --comparisons {input.comparisons:q} --models-dir models"
+        " --results-dir results {params.args:q}"
+        " --test-tables {input.tests:q} --figures-dir reports/figures"
+        " --git-revision \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\""
+        " --params-hash {params.params_hash:q} {params.notes:q} --out {output:q} 2> {log:q}"

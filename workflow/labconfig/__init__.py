@@ -1,0 +1,93 @@
+"""The workflow's configuration: params.yaml checked, resolved, turned into job arguments.
+
+Torch-free and free of Snakemake: the Snakefile imports it (workflow/ is on its sys.path) and the
+tests call it in-process. The three steps are pure functions:
+
+    raw = load_config("params.yaml", "presets/smoke.yaml")   # or Snakemake's `config`
+    cfg = resolve(raw)                  # Resolved; raises ConfigError naming every bad key
+    train_args(cfg, "fashion_mnist", "small_cnn", "pgd_at")   # the arguments of one job
+"""
+
+from .jobs import (
+    arch_base,
+    arch_options,
+    attack_args,
+    attack_config,
+    attack_levels,
+    attack_options,
+    baseline_options,
+    clat_args,
+    clat_config,
+    clat_inputs,
+    corrupt_args,
+    craft_transfer_args,
+    figure_names,
+    level_options,
+    note_options,
+    perturb_args,
+    points_option,
+    prepare_args,
+    probe_args,
+    report_options,
+    run_options,
+    select_levels,
+    system_noise_args,
+    technique_config,
+    train_args,
+    train_config,
+    transfer_pairs,
+)
+from .resolve import (
+    SANITY_REFERENCE,
+    ConfigError,
+    Resolved,
+    as_json,
+    attack_norm,
+    budget,
+    clat_base,
+    load_config,
+    params_hash,
+    pretrain_epochs,
+    resolve,
+)
+
+__all__ = [
+    "SANITY_REFERENCE",
+    "ConfigError",
+    "Resolved",
+    "arch_base",
+    "arch_options",
+    "as_json",
+    "attack_args",
+    "attack_config",
+    "attack_levels",
+    "attack_norm",
+    "attack_options",
+    "baseline_options",
+    "budget",
+    "clat_args",
+    "clat_base",
+    "clat_config",
+    "clat_inputs",
+    "corrupt_args",
+    "craft_transfer_args",
+    "figure_names",
+    "level_options",
+    "load_config",
+    "note_options",
+    "params_hash",
+    "perturb_args",
+    "points_option",
+    "prepare_args",
+    "pretrain_epochs",
+    "probe_args",
+    "report_options",
+    "resolve",
+    "run_options",
+    "select_levels",
+    "system_noise_args",
+    "technique_config",
+    "train_args",
+    "train_config",
+    "transfer_pairs",
+]
