@@ -18,10 +18,8 @@ are missing a warning names them: those rows are then not comparable with publis
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -35,25 +33,7 @@ from robustlab.metrics.table import (
     write_metrics,
 )
 from robustlab.metrics.transfer import finalize_transfer, transfer_asr
-
-WRITERS = {
-    "clean.parquet": "stages.evaluate (rule evaluate)",
-    "adversarial": "stages.attack",
-    "transfer.parquet": "stages.transfer",
-    "stability.parquet": "stages.evaluate (rule evaluate)",
-    "system.parquet": "stages.evaluate (rule evaluate)",
-    "natural.parquet": "stages.evaluate (rule evaluate)",
-    "card.json": "stages.train",
-    "history.parquet": "stages.train",
-}
-
-
-def parse_run(text: str) -> tuple[str, str, str]:
-    """``dataset/arch/technique`` -> its three parts, or a clear error."""
-    parts = text.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise argparse.ArgumentTypeError(f"--run {text!r}: expected dataset/arch/technique")
-    return parts[0], parts[1], parts[2]
+from stages.common import parse_run, read_card, read_outcomes, require_input
 
 
 def parse_baseline(text: str) -> tuple[str, tuple[str, str]]:
@@ -67,57 +47,18 @@ def parse_baseline(text: str) -> tuple[str, tuple[str, str]]:
     return dataset, (arch, technique)
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: missing; it is written by "
-            f"{WRITERS.get(path.name, WRITERS.get(path.parent.name, 'the pipeline'))}"
-            " (run that rule first)"
-        )
-    return path
-
-
-def read_outcomes(
-    results_dir: Path,
-    run: tuple[str, str, str],
-    attacks: list[str],
-    stability: bool = False,
-    system: bool = False,
-) -> RunOutcomes:
-    """The per-example outcome tables of one run (every attack's outcomes concatenated);
-    ``stability`` / ``system``: also read the perturbation and system-noise outcomes."""
-    folder = results_dir.joinpath(*run)
-    adversarial = [
-        read_frame(_require(folder / "adversarial" / f"{name}.parquet")) for name in attacks
-    ]
-    return RunOutcomes(
-        clean=read_frame(_require(folder / "clean.parquet")),
-        adversarial=pd.concat(adversarial, ignore_index=True) if adversarial else pd.DataFrame(),
-        natural=read_frame(_require(folder / "natural.parquet")),
-        stability=read_frame(_require(folder / "stability.parquet")) if stability else None,
-        system=read_frame(_require(folder / "system.parquet")) if system else None,
-    )
-
-
 def transfer_rows(results_dir: Path, runs: list[tuple[str, str, str]]) -> pd.DataFrame:
     """``results/transfer.parquet`` rows of every target run."""
     frames = []
     for run in runs:
         folder = results_dir.joinpath(*run)
-        outcomes = read_frame(_require(folder / "transfer.parquet"))
-        clean = read_frame(_require(folder / "clean.parquet"))
+        outcomes = read_frame(require_input(folder / "transfer.parquet"))
+        clean = read_frame(require_input(folder / "clean.parquet"))
         frames.append(transfer_asr(*run, outcomes, clean))
     return finalize_transfer(frames)
 
 
-def read_card(models_dir: Path, run: tuple[str, str, str]) -> dict[str, Any]:
-    """A run's ``card.json``; the error names the file and the missing key."""
-    path = _require(models_dir.joinpath(*run) / "card.json")
-    card = json.loads(path.read_text())
-    for key in ("params", "macs", "trainable_params", "family"):
-        if key not in card:
-            raise ValueError(f"{path}: lacks key {key!r}; rerun stages.train for this run")
-    return card
+CARD_KEYS = ("params", "macs", "trainable_params", "family")
 
 
 def imagenet_c_warnings(outcomes: dict[tuple[str, str, str], RunOutcomes]) -> list[str]:
@@ -168,8 +109,8 @@ def aggregate(
             run_metrics(
                 *run,
                 outcomes[run],
-                card=read_card(models_dir, run),
-                history=read_frame(_require(models_dir.joinpath(*run) / "history.parquet")),
+                card=read_card(require_input(models_dir.joinpath(*run) / "card.json"), CARD_KEYS),
+                history=read_frame(require_input(models_dir.joinpath(*run) / "history.parquet")),
                 baseline=outcomes.get(base_run) if base_run else None,
             )
         )

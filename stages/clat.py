@@ -33,8 +33,13 @@ from robustlab.models.store import build_from_spec, save_weights
 from robustlab.seeding import default_device, seed_everything
 from robustlab.training.clat import ClatConfig, ClatResult, fit_clat
 from robustlab.training.config import TrainConfig
-from stages.common import json_object, library_versions, set_threads
-from stages.train import snapshot_path, split_train_val
+from stages.common import (
+    json_object,
+    library_versions,
+    set_threads,
+    snapshot_path,
+    split_train_val,
+)
 
 CRITICALITY_SCHEMA = pa.schema(
     [

@@ -27,7 +27,7 @@ from robustlab.metrics.comparisons import (
     finalize_comparisons,
     run_pairs,
 )
-from stages.aggregate import parse_run, read_outcomes
+from stages.common import parse_run, read_outcomes
 
 CORRUPTION_SET = "imagenet_c"
 
