@@ -15,7 +15,6 @@ has one row per layer and measurement. Resumable through OUT_DIR/checkpoint.safe
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -36,6 +35,7 @@ from robustlab.training.config import TrainConfig
 from stages.common import (
     json_object,
     library_versions,
+    read_card,
     set_threads,
     snapshot_path,
     split_train_val,
@@ -82,7 +82,7 @@ def read_init_card(args: argparse.Namespace) -> dict[str, Any]:
     path = args.init_dir / "card.json"
     if not path.exists():
         raise _fail(f"{path}: missing; run stages.train for {args.pretrain_technique} first")
-    card = json.loads(path.read_text())
+    card = read_card(path, required=())
     if card.get("arch") != args.arch or card.get("technique") != args.pretrain_technique:
         raise _fail(
             f"{path} is {card.get('arch')}/{card.get('technique')}, not "

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+import stages.common
 import stages.compare
 import stages.report
 from robustlab.io import write_frame
@@ -427,8 +428,8 @@ def test_report_shows_the_comparisons_and_highlights_clat(tmp_path: Path) -> Non
     path = tmp_path / "results" / "comparisons.parquet"
     write_frame(_comparison_rows(), path)
     parser = argparse.ArgumentParser()
-    stages.report.add_input_arguments(parser)
-    data = stages.report.read_inputs(
+    stages.common.add_input_arguments(parser)
+    data = stages.common.read_inputs(
         parser.parse_args([*tree.input_args(), "--comparisons", str(path)])
     )
     figures = {name: _png() for name in data.figure_names()}
@@ -458,10 +459,10 @@ def test_report_names_a_comparisons_table_without_the_columns(tmp_path: Path) ->
     path = tmp_path / "bad.parquet"
     write_frame(_comparison_rows().drop(columns=["p_value"]), path)
     parser = argparse.ArgumentParser()
-    stages.report.add_input_arguments(parser)
+    stages.common.add_input_arguments(parser)
     args = parser.parse_args([*tree.input_args(), "--comparisons", str(path)])
     with pytest.raises(ValueError, match=r"bad.parquet: lacks column\(s\) p_value; rerun"):
-        stages.report.read_inputs(args)
+        stages.common.read_inputs(args)
 
 
 def test_stage_with_one_technique_per_arch_writes_an_empty_table(written, tmp_path) -> None:

@@ -1,5 +1,5 @@
 """Flip probability / flip rate and system-noise metrics on hand-computed tables, and the
-stages.evaluate_images CLI end to end."""
+stages.evaluate CLI on perturbation and system-noise tables end to end."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from robustlab.metrics.stability import (
 from robustlab.metrics.system import population_std, system_metrics
 from robustlab.models import build_model
 from robustlab.models.store import load_model, model_spec, save_weights
-from stages import evaluate_images as evaluate_stage
+from stages import evaluate as evaluate_stage
 from stages import perturb as perturb_stage
 from stages import system_noise as system_stage
 
@@ -189,7 +189,7 @@ def test_system_metrics_errors() -> None:
         system_metrics(doubled)
 
 
-# --- stages.evaluate_images end to end ---------------------------------------------------------
+# --- stages.evaluate end to end -----------------------------------------------------------------
 
 
 def model_dir(tmp_path, size: int = 8, channels: int = 3):
@@ -231,8 +231,8 @@ def test_evaluate_images_on_perturbation_tables(tmp_path) -> None:
         tables.append(str(out))
     result = tmp_path / "results" / "perturbation.parquet"
     evaluate_stage.main(
-        ["--model-dir", str(folder), "--noisy", *tables, "--batch-size", "5", "--no-progress"]
-        + ["--out", str(result)]
+        ["--model-dir", str(folder), "--table", str(result), *tables, "--batch-size", "5"]
+        + ["--no-progress"]
     )
     frame = pq.read_table(result).to_pandas()
     assert list(frame.columns) == [
@@ -270,7 +270,7 @@ def test_evaluate_images_on_a_system_table(tmp_path) -> None:
     )
     result = tmp_path / "system.parquet"
     evaluate_stage.main(
-        ["--model-dir", str(folder), "--noisy", str(table), "--no-progress", "--out", str(result)]
+        ["--model-dir", str(folder), "--table", str(result), str(table), "--no-progress"]
     )
     frame = pq.read_table(result).to_pandas()
     assert list(frame.columns)[:3] == ["variant", "decoder", "resize"]
@@ -279,7 +279,7 @@ def test_evaluate_images_on_a_system_table(tmp_path) -> None:
     assert len(rows) == 12 + 3
 
 
-def test_evaluate_images_errors(tmp_path) -> None:
+def test_evaluate_images_errors(tmp_path, capsys) -> None:
     folder = model_dir(tmp_path)
     prepared(tmp_path)
     rotate = tmp_path / "rotate.parquet"
@@ -293,18 +293,21 @@ def test_evaluate_images_errors(tmp_path) -> None:
         + ["--out", str(system)]
     )
     out = tmp_path / "out.parquet"
-    base = ["--model-dir", str(folder), "--out", str(out), "--no-progress"]
+    base = ["--model-dir", str(folder), "--no-progress", "--table", str(out)]
     with pytest.raises(SystemExit, match="system.parquet has extra columns"):
-        evaluate_stage.main([*base, "--noisy", str(rotate), str(system)])
+        evaluate_stage.main([*base, str(rotate), str(system)])
     with pytest.raises(SystemExit, match="nothing.parquet: no such image table"):
-        evaluate_stage.main([*base, "--noisy", str(tmp_path / "nothing.parquet")])
-    with pytest.raises(SystemExit, match="--batch-size must be >= 1"):
-        evaluate_stage.main([*base, "--noisy", str(rotate), "--batch-size", "0"])
+        evaluate_stage.main([*base, str(tmp_path / "nothing.parquet")])
+    with pytest.raises(SystemExit, match="2"):  # argparse's usage error
+        evaluate_stage.main([*base, str(rotate), "--batch-size", "0"])
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
     wrong = tmp_path / "wrong"
     wrong.mkdir()
     big = model_dir(wrong, size=16)
-    with pytest.raises(SystemExit, match="images are 8x8x3 but the model .* expects 16x16x3"):
+    with pytest.raises(SystemExit, match="images are 8x8x3 but the model expects 16x16x3"):
         evaluate_stage.main(
-            ["--model-dir", str(big), "--noisy", str(rotate), "--out", str(out), "--no-progress"]
+            ["--model-dir", str(big), "--table", str(out), str(rotate), "--no-progress"]
         )
     assert not out.exists()
+    evaluate_stage.main([*base, str(rotate)])  # the same call on tables of one kind succeeds
+    assert len(pq.read_table(out)) == 4 * 2

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import stages.common
 import stages.figures
 import stages.report
 from robustlab.registry import UnknownNameError
@@ -49,11 +50,11 @@ def _stage(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def _data(tree: Tree) -> ReportData:
     parser = argparse.ArgumentParser()
-    stages.report.add_input_arguments(parser)
+    stages.common.add_input_arguments(parser)
     sanity = str(tree.root / "results" / "sanity.parquet")
     args = parser.parse_args([*tree.input_args(), "--sanity", sanity])
     test = tree.root / "data" / "prepared" / "fashion_mnist" / "test.parquet"
-    return stages.report.read_inputs(args, [test])
+    return stages.common.read_inputs(args, [test])
 
 
 @pytest.fixture(scope="module")
