@@ -218,7 +218,7 @@ def prepared(tmp_path, size: int = 8) -> ImageSet:
     return clean
 
 
-def test_evaluate_images_on_perturbation_tables(tmp_path) -> None:
+def test_evaluate_on_perturbation_tables(tmp_path) -> None:
     folder = model_dir(tmp_path)
     prepared(tmp_path)
     tables = []
@@ -260,7 +260,7 @@ def test_evaluate_images_on_perturbation_tables(tmp_path) -> None:
     assert rows["value"].between(0, 100).all()
 
 
-def test_evaluate_images_on_a_system_table(tmp_path) -> None:
+def test_evaluate_on_a_system_table(tmp_path) -> None:
     folder = model_dir(tmp_path)
     prepared(tmp_path)
     table = tmp_path / "noisy" / "system.parquet"
@@ -279,7 +279,7 @@ def test_evaluate_images_on_a_system_table(tmp_path) -> None:
     assert len(rows) == 12 + 3
 
 
-def test_evaluate_images_errors(tmp_path, capsys) -> None:
+def test_evaluate_errors(tmp_path, capsys) -> None:
     folder = model_dir(tmp_path)
     prepared(tmp_path)
     rotate = tmp_path / "rotate.parquet"

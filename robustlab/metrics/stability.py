@@ -1,7 +1,7 @@
 """Flip probability and flip rate (ImageNet-P) from stored per-frame predictions.
 
 Input: one row per (perturbation, index, frame) with the model's ``prediction``; frames of a
-sequence are numbered 0..L-1 (``perturbation.parquet`` from stages.evaluate_images).
+sequence are numbered 0..L-1 (``perturbation.parquet`` from stages.evaluate).
 
 - ``flip_probability`` FP_p (percent): for each sequence the share of its L - 1 comparisons whose
   two predictions differ, averaged over sequences. Schedule perturbations
@@ -55,7 +55,7 @@ def _prediction_matrix(group: pd.DataFrame, perturbation: str) -> np.ndarray:
         raise ValueError(
             f"perturbation outcomes: sequence of image index {first} for {perturbation!r} does "
             f"not have frames 0..L-1 (L >= 2, the same L for every image); rerun stages.perturb "
-            "and stages.evaluate_images"
+            "and stages.evaluate"
         )
     ordered = group.sort_values(["index", "frame"], kind="mergesort")
     return ordered["prediction"].to_numpy().reshape(len(counts), length)
@@ -73,14 +73,14 @@ def _checked(outcomes: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"perturbation outcomes lack column(s) {', '.join(missing)}; they are written by "
-            "stages.evaluate_images from stages.perturb tables"
+            "stages.evaluate from stages.perturb tables"
         )
     dup = outcomes.duplicated(["perturbation", "index", "frame"])
     if dup.any():
         first = outcomes.loc[dup].iloc[0]
         raise ValueError(
             f"perturbation outcomes: image index {first['index']} frame {first['frame']} appears "
-            f"twice for {first['perturbation']!r}; rerun stages.evaluate_images for this run"
+            f"twice for {first['perturbation']!r}; rerun stages.evaluate for this run"
         )
     return outcomes
 

@@ -29,14 +29,14 @@ def variant_accuracy(outcomes: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"system-noise outcomes lack column(s) {', '.join(missing)}; they are written by "
-            "stages.evaluate_images from a stages.system_noise table"
+            "stages.evaluate from a stages.system_noise table"
         )
     dup = outcomes.duplicated(["variant", "index"])
     if dup.any():
         first = outcomes.loc[dup].iloc[0]
         raise ValueError(
             f"system-noise outcomes: image index {first['index']} appears twice for variant "
-            f"{first['variant']!r}; rerun stages.evaluate_images for this run"
+            f"{first['variant']!r}; rerun stages.evaluate for this run"
         )
     cells = (
         outcomes.groupby("variant", sort=True)["correct"].agg(correct="sum", n="size").reset_index()

@@ -17,7 +17,7 @@ rule evaluate:
             "data/noisy/{{dataset}}/perturbation/{perturbation}.parquet", perturbation=PERTURBATIONS
         ),
         system="data/noisy/{dataset}/system.parquet",
-        code=[stage("evaluate"), stage("evaluate_images")],
+        code=stage("evaluate"),
     params:
         batch_size=config["evaluation"]["batch_size"],
     threads: THREADS or 1
