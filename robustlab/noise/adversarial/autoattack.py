@@ -101,6 +101,8 @@ class _PyAutoAttack(Attack):
     #: per point of the last call: the stage whose example fooled the model, "" where none did
     #: (still correct, or misclassified before any stage ran)
     fooled_by: list[str] = field(default_factory=list, init=False, compare=False, repr=False)
+    #: the stages in the order they run (pyautoattack's ``attacks_to_run``), once called
+    stage_names: list[str] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", _norm_name(self, self.norm))
@@ -123,6 +125,7 @@ class _PyAutoAttack(Attack):
         with torch.random.fork_rng(devices=devices), _captured_checks() as messages:
             adversary = self._configure(model, eps, seed, x.device)
             stages = list(adversary.attacks_to_run)
+            self.stage_names[:] = stages
             with torch.no_grad():
                 correct = model(x).argmax(1) == y
             accuracy = {"clean": float(correct.float().mean())}
