@@ -8,8 +8,12 @@ python -m stages.attack --model-dir models/D/A/T --test data/prepared/D/test.par
 Columns: attack, norm, level, eps, index, label, clean_prediction, prediction, correct,
 perturbation (size of x_adv - x in the attack's norm), pixel_min, pixel_max (range of x_adv),
 forward_passes, backward_passes (model passes in examples spent on this (attack, eps), the same
-on every row of the group). Attacks that run their own checks (AutoAttack, Square through
-pyautoattack) store the flags raised as JSON under the table's ``attack_flags`` metadata key.
+on every row of the group), attack_prediction (the prediction on x_adv in the crafting settings,
+what the attack counted; ``prediction`` is the strict fp32 judgement), fooled_by (AutoAttack:
+the stage whose example fooled the model, e.g. ``square``; "" where none did and for attacks
+without stages). Attacks that run their own checks (AutoAttack, Square through
+pyautoattack) store the flags raised as JSON under the table's ``attack_flags`` metadata key,
+and their stages in the order they ran (a JSON list) under ``attack_stages``.
 
 The eps levels are positions in the dataset's list of budgets for the attack's norm, so attacks
 of different norms line up by level.
@@ -63,6 +67,8 @@ def outcome_frame(
             "pixel_max": flat.amax(1).double().numpy() if n else np.zeros(0),
             "forward_passes": np.full(n, outcome.forward, dtype=np.int64),
             "backward_passes": np.full(n, outcome.backward, dtype=np.int64),
+            "attack_prediction": outcome.attack_prediction.numpy().astype(np.int16),
+            "fooled_by": list(outcome.fooled_by) if outcome.fooled_by is not None else "",
         }
     )
 
@@ -131,8 +137,12 @@ def main(argv: list[str] | None = None) -> None:
     # pyautoattack's own checks (randomness, softmax outputs, zero gradients, ...) fire inside
     # the attack; they travel with the outcomes as table metadata for the sanity stage
     flags = getattr(attack, "flags", None)
-    metadata = {"attack_flags": json.dumps(flags, sort_keys=True)} if flags is not None else None
-    write_frame(pd.concat(frames, ignore_index=True), args.out, metadata=metadata)
+    metadata = {"attack_flags": json.dumps(flags, sort_keys=True)} if flags is not None else {}
+    # the stages of attacks made of stages (AutoAttack), in order: the sanity stage compares
+    # the white-box stages with Square through the fooled_by column
+    if getattr(attack, "stage_names", None):
+        metadata["attack_stages"] = json.dumps(list(attack.stage_names))
+    write_frame(pd.concat(frames, ignore_index=True), args.out, metadata=metadata or None)
 
 
 if __name__ == "__main__":

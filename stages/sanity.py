@@ -3,8 +3,9 @@
 python -m stages.sanity --results-dir results --run D/A/T [...] --attack fgsm [...]
     --reference pgd_linf --settings '{"tolerance_se": 2, ...}' --out results/sanity.parquet
 
-Reads per run ``clean.parquet``, ``adversarial/{attack}.parquet``, ``probes.parquet``,
-``probes.json`` and (where present) ``transfer.parquet``. Columns: dataset, arch, technique,
+Reads per run ``clean.parquet``, ``adversarial/{attack}.parquet`` (with its ``attack_flags``
+and ``attack_stages`` metadata), ``probes.parquet``, ``probes.json`` and (where present)
+``transfer.parquet``. Columns: dataset, arch, technique,
 check, passed, value, threshold, detail (robustlab.metrics.sanity). A failed check is a row
 with passed = false, shown in the report; it does not stop the pipeline.
 """
@@ -42,6 +43,17 @@ def attack_flags(folder: Path, attacks: list[str]) -> list[str] | None:
     return found
 
 
+def attack_stages(folder: Path, attacks: list[str]) -> dict[str, list[str]]:
+    """The stages of the attacks made of stages (AutoAttack), from their ``attack_stages``."""
+    found = {}
+    for name in attacks:
+        metadata = pq.read_schema(folder / "adversarial" / f"{name}.parquet").metadata or {}
+        raw = metadata.get(b"attack_stages")
+        if raw is not None:
+            found[name] = list(json.loads(raw))
+    return found
+
+
 def run_checks(
     results_dir: Path,
     run: tuple[str, str, str],
@@ -72,6 +84,7 @@ def run_checks(
         (run[1], run[2]),
         reference,
         settings,
+        attack_stages(folder, attacks),
     )
     return rows.assign(dataset=run[0], arch=run[1], technique=run[2])
 

@@ -369,8 +369,16 @@ def test_attack_arguments_follow_the_norm_and_levels(default):
     # eps_l2 of fashion_mnist is [0.5, 1.0, 2.0]: positions 1 and 3
     assert args["levels"] == ["--level", "1", "--eps", "0.5", "--level", "3", "--eps", "2.0"]
     assert (args["attack_config"], args["points"]) == ('{"steps":5}', 40)
-    cw = attack_args(cfg, "fashion_mnist", "cw_linf")  # levels: largest
+    config = edited(config, "attacks.cw_linf", {"steps": 10, "levels": "largest"})
+    cw = attack_args(resolve(config), "fashion_mnist", "cw_linf")
     assert cw["levels"] == ["--level", "3", "--eps", "0.1"] and cw["points"] == "all"
+    every = attack_args(cfg, "fashion_mnist", "cw_linf")  # the default: every level
+    assert every["levels"] == ["--level", "1", "--eps", "0.02", "--level", "2", "--eps", "0.05"] + [
+        "--level",
+        "3",
+        "--eps",
+        "0.1",
+    ]
 
 
 def test_transfer_and_probe_arguments(default):

@@ -147,6 +147,8 @@ def test_sanity_checks_are_stored_and_reported(dvc_run):
         "outputs_are_logits",
         "autoattack_flags",
         "standard_model_broken_by_pgd",
+        "whitebox_not_weaker_than_square",
+        "fooled_confirmed_in_fp32",
     }
     assert expected <= set(sanity["check"])
     html = (repo / "reports/index.html").read_text()
