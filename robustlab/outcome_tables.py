@@ -118,8 +118,10 @@ def outcome_frame(
     norm: str,
 ) -> pd.DataFrame:
     """Per-example outcomes of one (attack, eps): attack, norm, level, eps, index, label,
-    clean_prediction, prediction, correct, perturbation, pixel_min, pixel_max (range of x_adv),
-    forward_passes, backward_passes (the same on every row)."""
+    clean_prediction, prediction (strict fp32), correct, perturbation, pixel_min, pixel_max
+    (range of x_adv), forward_passes, backward_passes (the same on every row), attack_prediction
+    (in the crafting settings), fooled_by (the AutoAttack stage that fooled the point, "" where
+    none did)."""
     n = len(index)
     flat = outcome.x_adv.flatten(1)
     prediction = outcome.prediction.numpy()
@@ -139,5 +141,7 @@ def outcome_frame(
             "pixel_max": flat.amax(1).double().numpy() if n else np.zeros(0),
             "forward_passes": np.full(n, outcome.forward, dtype=np.int64),
             "backward_passes": np.full(n, outcome.backward, dtype=np.int64),
+            "attack_prediction": outcome.attack_prediction.numpy().astype(np.int16),
+            "fooled_by": list(outcome.fooled_by) if outcome.fooled_by is not None else "",
         }
     )
