@@ -26,51 +26,15 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from robustlab.data.images import read_images
-from robustlab.evaluation import AttackOutcome, evaluate_attack, predict
+from robustlab.evaluation import evaluate_attack, predict
 from robustlab.io import write_frame
 from robustlab.noise.adversarial import build_attack
+from robustlab.outcome_tables import outcome_frame
 from stages.common import derived_seed, evaluation_points, json_object, load_eval_model, points_arg
-
-
-def outcome_frame(
-    name: str,
-    level: int,
-    eps: float,
-    index: np.ndarray,
-    labels: np.ndarray,
-    clean: np.ndarray,
-    outcome: AttackOutcome,
-    norm: str,
-) -> pd.DataFrame:
-    """Per-example outcomes of one (attack, eps) in the column layout of the module docstring."""
-    n = len(index)
-    flat = outcome.x_adv.flatten(1)
-    prediction = outcome.prediction.numpy()
-    return pd.DataFrame(
-        {
-            "attack": name,
-            "norm": norm,
-            "level": np.full(n, level, dtype=np.int16),
-            "eps": float(eps),
-            "index": index.astype(np.int64),
-            "label": labels.astype(np.int16),
-            "clean_prediction": clean.astype(np.int16),
-            "prediction": prediction.astype(np.int16),
-            "correct": prediction == labels,
-            "perturbation": outcome.perturbation.numpy(),
-            "pixel_min": flat.amin(1).double().numpy() if n else np.zeros(0),
-            "pixel_max": flat.amax(1).double().numpy() if n else np.zeros(0),
-            "forward_passes": np.full(n, outcome.forward, dtype=np.int64),
-            "backward_passes": np.full(n, outcome.backward, dtype=np.int64),
-            "attack_prediction": outcome.attack_prediction.numpy().astype(np.int16),
-            "fooled_by": list(outcome.fooled_by) if outcome.fooled_by is not None else "",
-        }
-    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,8 +22,7 @@ import pyarrow.parquet as pq
 
 from robustlab.io import read_frame, write_frame
 from robustlab.metrics.sanity import SANITY_COLUMNS, SanitySettings, sanity_rows
-from stages.aggregate import parse_run
-from stages.common import json_object
+from stages.common import json_object, parse_run
 
 SETTING_KEYS = ("tolerance_se", "large_eps", "standard_max_accuracy", "max_zero_gradient_share")
 # the flags of pyautoattack's checks reach the sanity table from the AutoAttack job's outcomes

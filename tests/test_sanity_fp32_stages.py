@@ -16,7 +16,7 @@ from robustlab.evaluation import evaluate_attack, predict
 from robustlab.io import write_frame
 from robustlab.metrics.sanity import square_stage_rows, tolerance, unconfirmed_fooled
 from robustlab.noise.adversarial import AutoAttack
-from stages.attack import outcome_frame
+from robustlab.outcome_tables import outcome_frame
 from stages.sanity import attack_stages
 
 
