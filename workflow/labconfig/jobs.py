@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .folders import folder_fingerprint, folder_prepare_options, is_folder_dataset
 from .resolve import (
     EPS_KEYS,
     EVALUATION_KEYS,
@@ -95,12 +96,17 @@ def clat_config(cfg: Resolved, dataset: str, technique: str) -> dict[str, Any]:
 
 
 def prepare_args(cfg: Resolved, dataset: str, split: str) -> Args:
+    """A prepare job; a folder dataset adds its kind options and its listing's fingerprint (a
+    parameter only, so a changed folder reruns the job)."""
     entry = cfg["datasets"][dataset]
+    folder = is_folder_dataset(entry)
     return {
         "size": entry[f"{split}_size"] or "all",
         "seed": entry["subset_seed"],
         "source": ["--source-dir", entry["source_dir"]] if entry.get("source_dir") else [],
         "download": ["--download"] if entry.get("download") else [],
+        "kind": folder_prepare_options(entry) if folder else [],
+        "fingerprint": folder_fingerprint(entry["source_dir"], split) if folder else "",
     }
 
 

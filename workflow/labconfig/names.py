@@ -13,6 +13,13 @@ SPLIT_SIZES: dict[str, dict[str, int]] = {
     "fashion_mnist": {"train": 60000, "test": 10000},
 }
 DATASETS: tuple[str, ...] = tuple(sorted(SPLIT_SIZES))
+#: robustlab.data.registry.DATASET_KINDS: datasets the user brings as a folder
+DATASET_KINDS: tuple[str, ...] = ("image_folder",)
+#: robustlab.noise.natural.tables.CLASS_SIDES: image sides (min, max; None: no bound) that have
+#: a corruption parameter table
+CORRUPTION_SIDES: tuple[tuple[int, int | None], ...] = ((20, 28), (29, 64), (224, None))
+#: robustlab.noise.stability.tables.SMALL_MAX / LARGE_MIN: sides with perturbation tables
+PERTURBATION_SIDES: tuple[tuple[int, int | None], ...] = ((1, 64), (224, None))
 
 #: robustlab.models.ARCHITECTURES
 ARCHITECTURES: tuple[str, ...] = (
@@ -62,7 +69,7 @@ PERTURBATIONS: tuple[str, ...] = (
 
 #: the schema's $defs whose `enum` is filled from the lists above
 SCHEMA_ENUMS: dict[str, tuple[str, ...]] = {
-    "dataset_name": DATASETS,
+    "dataset_kind": DATASET_KINDS,
     "architecture_name": ARCHITECTURES,
     "base_technique_name": BASE_TECHNIQUES,
     "technique_name": TECHNIQUES,

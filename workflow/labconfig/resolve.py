@@ -18,7 +18,13 @@ from typing import Any
 
 import yaml
 
-from .names import ARCHITECTURES, ATTACK_NORMS, CLAT_SUFFIX, SPLIT_SIZES
+from .folders import (
+    dataset_entry_problems,
+    fill_folder_defaults,
+    folder_problems,
+    is_folder_dataset,
+)
+from .names import ARCHITECTURES, ATTACK_NORMS, CLAT_SUFFIX, DATASETS, SPLIT_SIZES
 from .schema import schema_problems
 
 #: norm -> the datasets: key holding its eps levels
@@ -181,15 +187,26 @@ def _expand_architectures(cfg: dict, sample: Sampler) -> list[str]:
 
 
 def _check_datasets(cfg: dict, notes: list[str]) -> list[str]:
-    """Every grid dataset has an entry whose subset sizes fit its splits."""
+    """Every grid dataset has an entry whose subset sizes fit its splits (a folder's sizes are
+    unknown until read: workflow/labconfig/folders.py checks what it can)."""
     problems = []
+    for name, entry in cfg["datasets"].items():
+        problems += dataset_entry_problems(name, entry)
+        if is_folder_dataset(entry):
+            fill_folder_defaults(name, entry)
+    if problems:
+        return problems
     for dataset in cfg["grid"]["datasets"]:
         entry = cfg["datasets"].get(dataset)
         if entry is None:
+            kind = "" if dataset in DATASETS else ", kind: image_folder, image_size"
             problems.append(
                 f"grid.datasets: {dataset!r} has no entry under datasets:; add datasets.{dataset} "
-                f"with train_size, test_size, val_size, subset_seed and eps"
+                f"with train_size, test_size, val_size, subset_seed{kind} and eps"
             )
+            continue
+        if is_folder_dataset(entry):
+            problems += folder_problems(cfg, dataset, entry)
             continue
         sizes = {}
         for split, total in SPLIT_SIZES[dataset].items():

@@ -11,12 +11,15 @@ rule prepare:
         seed=job_arg(prepare_args, "seed", "dataset", "split"),
         source=job_arg(prepare_args, "source", "dataset", "split"),
         download=job_arg(prepare_args, "download", "dataset", "split"),
+        kind=job_arg(prepare_args, "kind", "dataset", "split"),
+        # a folder dataset's listing: a changed folder reruns the job (not passed to the stage)
+        fingerprint=job_arg(prepare_args, "fingerprint", "dataset", "split"),
     log:
         "logs/prepare/{dataset}/{split}.log",
     shell:
         "python -m stages.prepare --dataset {wildcards.dataset:q} --split {wildcards.split:q}"
         " --size {params.size:q} --seed {params.seed:q} {params.source:q} {params.download:q}"
-        " --out {output:q} 2> {log:q}"
+        " {params.kind:q} --out {output:q} 2> {log:q}"
 
 
 rule corrupt:
