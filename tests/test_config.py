@@ -56,7 +56,7 @@ def problems(config: dict) -> str:
 
 
 def test_names_mirror_the_registries():
-    from robustlab.data.registry import DATASETS
+    from robustlab.data.registry import DATASET_KINDS, DATASETS
     from robustlab.models import ARCHITECTURES
     from robustlab.noise.adversarial import ATTACKS
     from robustlab.noise.natural import corruption_names
@@ -64,6 +64,7 @@ def test_names_mirror_the_registries():
     from robustlab.training.techniques import TECHNIQUES
 
     assert list(lc_names.DATASETS) == DATASETS.names()
+    assert list(lc_names.DATASET_KINDS) == DATASET_KINDS.names()
     assert list(lc_names.ARCHITECTURES) == ARCHITECTURES.names()
     assert list(lc_names.BASE_TECHNIQUES) == TECHNIQUES.names()
     assert list(lc_names.ATTACKS) == ATTACKS.names()
@@ -394,3 +395,125 @@ def test_params_hash_follows_the_parameters_not_the_resources(default):
     assert len(base) == 16
     assert params_hash(resolve(edited(default, "resources", {"train": {"gpu": 2}}))) == base
     assert params_hash(resolve(edited(default, "seed", 1))) != base
+
+
+# --- datasets of kind image_folder (workflow/labconfig/folders.py) ------------------------------
+
+
+def folder_config(default: dict, **entry) -> dict:
+    """params.yaml with a 224 px image folder `mine` as the grid's only dataset."""
+    config = edited(default, "grid.datasets", ["mine"])
+    base = {"kind": "image_folder", "image_size": 224, "train_size": None, "test_size": None}
+    config["datasets"]["mine"] = {**base, "val_size": 50, "subset_seed": 0, **entry}
+    return config
+
+
+def test_names_mirror_the_noise_tables():
+    from robustlab.noise.natural.tables import CLASS_SIDES
+    from robustlab.noise.stability.tables import LARGE_MIN, SMALL_MAX
+
+    assert tuple(CLASS_SIDES.values()) == lc_names.CORRUPTION_SIDES
+    assert lc_names.PERTURBATION_SIDES == ((1, SMALL_MAX), (LARGE_MIN, None))
+
+
+def test_a_folder_dataset_defaults_to_robustart_imagenet_budgets(default):
+    cfg = resolve(folder_config(default))
+    entry = cfg["datasets"]["mine"]
+    # RobustART's ImageNet budgets: L-inf 0.5/255, 2/255, 8/255; L2 0.5, 2, 8; L1 100, 400, 1600
+    assert entry["eps"] == [0.5 / 255, 2 / 255, 8 / 255]
+    assert (entry["eps_l2"], entry["eps_l1"]) == ([0.5, 2.0, 8.0], [100.0, 400.0, 1600.0])
+    assert (entry["resize"], entry["channels"], entry["source_dir"]) == (224, 3, "data/raw/mine")
+    assert cfg.notes == ()  # sizes unknown until read: nothing is adjusted
+    # training budgets resolve against those levels: pgd_at trains at the largest, 8/255
+    assert json.loads(train_args(cfg, "mine", "wrn_10_2", "pgd_at")["technique_config"])[
+        "eps"
+    ] == pytest.approx(8 / 255)
+    # stated values win over the defaults
+    mine = resolve(folder_config(default, eps=[0.01], eps_l2=[1.0], eps_l1=[10.0], resize=256))
+    assert mine["datasets"]["mine"]["eps"] == [0.01] and mine["datasets"]["mine"]["resize"] == 256
+
+
+def test_folder_prepare_jobs_get_kind_options_and_a_listing_fingerprint(default, tmp_path):
+    root = tmp_path / "mine"
+    config = folder_config(default, source_dir=str(root), resize=256, channels=1)
+    args = prepare_args(resolve(config), "mine", "test")
+    assert args["kind"] == [
+        "--kind", "image_folder", "--image-size", "224", "--resize", "256", "--channels", "1",
+    ]  # fmt: skip
+    assert args["source"] == ["--source-dir", str(root)] and args["size"] == "all"
+    assert args["fingerprint"] == "absent"  # a dry run needs no folder
+    (root / "train/cat").mkdir(parents=True)
+    (root / "val/cat").mkdir(parents=True)
+    (root / "val/cat/a.png").write_bytes(b"one")
+    first = prepare_args(resolve(config), "mine", "test")["fingerprint"]
+    assert first == prepare_args(resolve(config), "mine", "test")["fingerprint"]
+    (root / "val/cat/a.png").write_bytes(b"other")  # a different size
+    second = prepare_args(resolve(config), "mine", "test")["fingerprint"]
+    (root / "val/cat/b.png").write_bytes(b"x")
+    third = prepare_args(resolve(config), "mine", "test")["fingerprint"]
+    assert len({"absent", first, second, third}) == 4
+    # a registered dataset has neither
+    plain = prepare_args(resolve(default), "fashion_mnist", "train")
+    assert (plain["kind"], plain["fingerprint"]) == ([], "")
+
+
+BAD_FOLDERS = [
+    # image_size None: the key is removed
+    ("no image_size", {"image_size": None}, ["datasets.mine: 'image_size' is a required property"]),
+    ("unknown kind", {"kind": "video_folder"}, ["datasets.mine.kind", "image_folder"]),
+    (
+        "grey-blue",
+        {"channels": 2},
+        ["datasets.mine.channels: 2 is not allowed; allowed values: 1, 3"],
+    ),
+    ("resize below", {"resize": 200}, ["datasets.mine.resize: 200 is below image_size (224)"]),
+    ("download", {"download": True}, ["datasets.mine.download: a folder", "cannot be downloaded"]),
+    (
+        "validation subset as large as the training subset",
+        {"train_size": 50},
+        ["datasets.mine.val_size: 50 must be smaller than train_size (50)"],
+    ),
+    (
+        "a side without corruption tables",
+        {"image_size": 100, "resize": None},
+        ["datasets.mine.image_size: 100 px has no corruptions parameter table", "224"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BAD_FOLDERS, ids=[c[0] for c in BAD_FOLDERS])
+def test_bad_folder_datasets_are_refused_naming_the_key(case, default):
+    _, entry, expected = case
+    config = folder_config(default, **entry)
+    if entry.get("image_size", 0) is None:
+        del config["datasets"]["mine"]["image_size"]
+    text = problems(config)
+    for fragment in expected:
+        assert fragment in text, f"{fragment!r} missing from:\n{text}"
+
+
+def test_folder_checks_pass_where_the_rule_allows(default):
+    # val_size below train_size; train_size null: the folder's size is unknown until read
+    assert resolve(folder_config(default, train_size=51))
+    assert resolve(folder_config(default, train_size=None))
+    # 100 px has no corruption or perturbation table: allowed once neither is configured
+    config = folder_config(default, image_size=100)
+    config = edited(edited(config, "corruptions.names", []), "perturbations.names", [])
+    assert resolve(config)["datasets"]["mine"]["resize"] == 100
+    # 32 px uses the CIFAR tables of both
+    assert resolve(folder_config(default, image_size=32))
+
+
+def test_folder_keys_and_unknown_names_need_a_kind(default):
+    text = problems(edited(default, "datasets.fashion_mnist.image_size", 28))
+    assert "datasets.fashion_mnist.image_size: only a dataset with `kind: image_folder`" in text
+    config = folder_config(default)
+    del config["datasets"]["mine"]["kind"]
+    config["datasets"]["mine"]["eps"] = [0.1]
+    text = problems(config)
+    assert "datasets.mine: not a registered dataset (cifar10, cifar100, fashion_mnist)" in text
+    assert "add `kind: image_folder`" in text
+    # a name with a path separator is refused by the schema
+    config = folder_config(default)
+    config["datasets"]["a/b"] = config["datasets"].pop("mine")
+    assert "does not match" in problems(edited(config, "grid.datasets", ["a/b"]))

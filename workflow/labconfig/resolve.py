@@ -196,13 +196,20 @@ def _check_datasets(cfg: dict, notes: list[str]) -> list[str]:
             fill_folder_defaults(name, entry)
     if problems:
         return problems
-    for dataset in cfg["grid"]["datasets"]:
+    for i, dataset in enumerate(cfg["grid"]["datasets"]):
         entry = cfg["datasets"].get(dataset)
+        if entry is None and dataset not in DATASETS:
+            problems.append(
+                f"grid.datasets.{i}: {dataset!r} is neither a registered dataset "
+                f"({', '.join(DATASETS)}) nor a key of datasets:; for a folder of your own images "
+                f"add datasets.{dataset} with kind: image_folder, image_size, train_size, "
+                f"test_size, val_size and subset_seed (docs/image_folders.md)"
+            )
+            continue
         if entry is None:
-            kind = "" if dataset in DATASETS else ", kind: image_folder, image_size"
             problems.append(
                 f"grid.datasets: {dataset!r} has no entry under datasets:; add datasets.{dataset} "
-                f"with train_size, test_size, val_size, subset_seed{kind} and eps"
+                f"with train_size, test_size, val_size, subset_seed and eps"
             )
             continue
         if is_folder_dataset(entry):
