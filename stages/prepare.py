@@ -62,8 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.kind is None and args.dataset not in DATASETS:
         parser.error(
-            f"--dataset {args.dataset!r} is not registered (known: {', '.join(DATASETS.names())}); "
-            f"for a folder of own images add --kind ({', '.join(DATASET_KINDS.names())})"
+            f"argument --dataset: invalid choice: {args.dataset!r} (choose from "
+            f"{', '.join(DATASETS.names())}); for a folder of own images add --kind "
+            f"({', '.join(DATASET_KINDS.names())})"
         )
     if args.kind is not None and args.image_size is None:
         parser.error(f"--kind {args.kind} needs --image-size")
