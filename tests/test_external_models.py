@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from safetensors.torch import save_file
 
 from robustlab.data.images import ImageSet, write_images
@@ -30,6 +31,7 @@ from robustlab.models.external import (
 )
 from stages import import_model
 from stages.common import load_eval_model
+from tests.pipeline_helpers import copy_repo, run
 
 MEAN, STD = [0.286], [0.353]
 OPTIONS = {"width": 4, "hidden": 8}
@@ -323,3 +325,69 @@ def test_normalization_needs_one_value_per_channel(tmp_path, test_table):
     args[args.index("--normalization") + 1] = json.dumps({"mean": [0.5] * 3, "std": [0.5] * 3})
     with pytest.raises(SystemExit, match="3 channel.*fashion_mnist images have 1"):
         import_model.main(args)
+
+
+# --- the DAG: imported, never trained, evaluated like every run ------------------------------
+
+
+def _job_counts(text: str) -> dict[str, int]:
+    counts, in_table = {}, False
+    for line in text.splitlines():
+        if line.startswith("job") and "count" in line:
+            in_table = True
+        elif (
+            in_table and line.strip() and line.split()[0] != "total" and line.split()[-1].isdigit()
+        ):
+            counts[line.split()[0]] = int(line.split()[-1])
+        elif in_table and not line.strip() and counts:
+            break
+    return counts
+
+
+def test_dry_run_imports_external_models_and_evaluates_them(tmp_path):
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "external").mkdir()
+    save_net(tiny(), repo / "external" / "cnn.safetensors")
+    export_net(tiny().eval().net, repo / "external" / "cnn.pt2")
+    preset = yaml.safe_load((repo / "presets" / "smoke.yaml").read_text())
+    preset["external_models"] = {
+        "ext_cnn": {
+            "dataset": "fashion_mnist", "arch": "small_cnn", "options": OPTIONS,
+            "weights": "external/cnn.safetensors",
+            "normalization": {"mean": MEAN, "std": STD}, "technique": "published",
+        },
+        "ext_program": {
+            "dataset": "fashion_mnist", "program": "external/cnn.pt2", "family": "cnn",
+            "normalization": {"mean": MEAN, "std": STD},
+        },
+    }  # fmt: skip
+    preset["grid"]["architectures"] = ["small_cnn", "ext_cnn", "ext_program"]
+    (repo / "presets" / "external.yaml").write_text(yaml.safe_dump(preset))
+    proc = run(
+        ["snakemake", "-n", "-p", "--cores", "1", "--configfile", "presets/external.yaml"], repo
+    )
+    text = proc.stdout + proc.stderr
+    jobs = _job_counts(text)
+    # small_cnn x (standard, pgd_at, pgd_at+clat) + one run per external model
+    runs = 3 + 2
+    assert jobs["import_model"] == 1 and jobs["import_program"] == 1
+    # only small_cnn is trained: standard and pgd_at (CLAT's base, with its snapshot)
+    assert jobs.get("train", 0) + jobs.get("train_snapshot", 0) == 2
+    assert jobs["clat"] == 1
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    merged = {**params["attacks"], **preset["attacks"]}  # a preset's null switches one off
+    attacks = [name for name, entry in merged.items() if entry is not None]
+    for rule in ("evaluate", "probe", "craft_transfer", "transfer"):
+        assert jobs[rule] == runs, rule
+    assert jobs["attack"] == runs * len(attacks)
+    for rule in ("aggregate", "sanity", "compare", "figures", "report"):
+        assert jobs[rule] == 1
+    assert "models/fashion_mnist/ext_cnn/published/model.safetensors" in text
+    assert "models/fashion_mnist/ext_program/external/program.pt2" in text
+    assert "--run fashion_mnist/ext_cnn/published" in text
+    assert "--run fashion_mnist/ext_program/external" in text
+    assert "--weights external/cnn.safetensors --arch small_cnn" in text
+    assert "--program external/cnn.pt2" in text and "--family cnn" in text
+    assert "stages.train" not in "".join(
+        line for line in text.splitlines() if "ext_cnn" in line or "ext_program" in line
+    )
