@@ -59,7 +59,7 @@ TRAINED_TECHNIQUES = CFG.trained_techniques
 SNAPSHOTS = CFG.snapshots
 SNAPSHOT_TECHNIQUES = sorted(SNAPSHOTS)
 # Architectures the DAG trains, and external models (external_models:) it imports instead
-# (rule import_model: safetensors weights; rule import_program: torch.export programs).
+# (import_model for safetensors weights, import_program for torch.export programs).
 TRAINED_ARCHS = CFG.trained_architectures
 EXTERNAL_ARCHS = CFG.external_architectures
 EXTERNAL_PROGRAMS = [
