@@ -102,8 +102,8 @@ WRITERS = {
     "stability.parquet": "stages.evaluate (rule evaluate)",
     "system.parquet": "stages.evaluate (rule evaluate)",
     "natural.parquet": "stages.evaluate (rule evaluate)",
-    "card.json": "stages.train",
-    "history.parquet": "stages.train",
+    "card.json": "stages.train (stages.import_model for an external model)",
+    "history.parquet": "stages.train (stages.import_model for an external model)",
 }
 
 
@@ -151,12 +151,22 @@ def read_metrics(path: Path) -> pd.DataFrame:
 
 
 def load_eval_model(model_dir: Path, threads: int) -> tuple[torch.nn.Module, torch.device]:
-    """The trained model of ``model_dir`` in eval mode on the default device, and that device."""
+    """The trained (or imported) model of ``model_dir`` in eval mode on the default device, and
+    that device. An imported torch.export program (card ``format: program``) is loaded from
+    ``program.pt2`` (robustlab.models.external.load_program)."""
     set_threads(threads)
     from robustlab.models.store import load_model
     from robustlab.seeding import default_device
 
     device = default_device()
+    card_path = model_dir / "card.json"
+    card = json.loads(card_path.read_text()) if card_path.exists() else {}
+    if card.get("format") == "program":
+        from robustlab.models.external import load_program
+
+        program = model_dir / "program.pt2"
+        model = load_program(program, card["mean"], card["std"], card["family"], device)
+        return model.eval(), device
     return load_model(model_dir / "model.safetensors").to(device), device
 
 

@@ -517,3 +517,149 @@ def test_folder_keys_and_unknown_names_need_a_kind(default):
     config = folder_config(default)
     config["datasets"]["a/b"] = config["datasets"].pop("mine")
     assert "does not match" in problems(edited(config, "grid.datasets", ["a/b"]))
+
+
+# --- external_models: models robustlab did not train ------------------------------------------
+
+
+@pytest.fixture
+def with_external(default, tmp_path) -> dict:
+    """params.yaml with one external model (safetensors weights) in the grid."""
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"")  # the content is checked by the import job, not here
+    config = edited(default, "external_models", {
+        "my_ext": {
+            "dataset": "fashion_mnist", "arch": "small_cnn", "options": {"width": 4},
+            "weights": str(weights), "normalization": {"mean": [0.3], "std": [0.4]},
+        }
+    })  # fmt: skip
+    config["grid"]["architectures"] = [*config["grid"]["architectures"], "my_ext"]
+    return config
+
+
+def test_an_external_model_gets_one_run_and_no_training(with_external, default):
+    from workflow.labconfig import import_args
+
+    cfg = resolve(with_external)
+    trained = resolve(default)
+    assert cfg.runs == trained.runs + ["fashion_mnist/my_ext/external"]
+    assert cfg.external_architectures == ["my_ext"]
+    assert "my_ext" not in cfg.trained_architectures and "my_ext" not in cfg["architectures"]
+    assert cfg.trained_techniques == trained.trained_techniques
+    assert cfg.run_techniques == sorted({*trained.techniques, "external"})
+    args = import_args(cfg, "fashion_mnist", "my_ext")
+    weights = with_external["external_models"]["my_ext"]["weights"]
+    assert args == {
+        "source": ["--weights", weights],
+        "normalization": '{"mean":[0.3],"std":[0.4]}',
+        "arch": ["--arch", "small_cnn", "--arch-config", '{"width":4}'],
+        "family": [],
+        "key_prefix": [],
+    }
+
+
+def test_an_external_model_outside_the_grid_adds_no_run(with_external, default):
+    config = edited(with_external, "grid.architectures", default["grid"]["architectures"])
+    assert resolve(config).runs == resolve(default).runs
+
+
+def test_an_external_models_technique_names_its_run(with_external):
+    config = edited(with_external, "external_models.my_ext.technique", "pgd_at")
+    assert resolve(config).runs[-1] == "fashion_mnist/my_ext/pgd_at"
+
+
+EXTERNAL_CASES = {
+    "clat": (
+        "external_models.my_ext.technique",
+        "pgd_at+clat",
+        "external_models.my_ext.technique: 'pgd_at+clat': CLAT fine-tuning does not start "
+        "from an external model",
+    ),
+    "missing file": (
+        "external_models.my_ext.weights",
+        "nowhere/model.safetensors",
+        "external_models.my_ext.weights: 'nowhere/model.safetensors' does not exist",
+    ),
+    "pickle suffix": (
+        "external_models.my_ext.weights",
+        "model.pt",
+        "external_models.my_ext.weights: 'model.pt' does not end in .safetensors; robustlab "
+        "reads weights only as safetensors",
+    ),
+    "program suffix": (
+        "external_models.my_ext",
+        {"dataset": "fashion_mnist", "program": "model.pth", "family": "cnn",
+         "normalization": {"mean": [0.3], "std": [0.4]}},
+        "external_models.my_ext.program: 'model.pth' does not end in .pt2",
+    ),
+    "weights without arch": (
+        "external_models.my_ext",
+        {"dataset": "fashion_mnist", "weights": "m.safetensors",
+         "normalization": {"mean": [0.3], "std": [0.4]}},
+        "external_models.my_ext.arch: missing; safetensors weights need the registered "
+        "architecture",
+    ),
+    "both files": (
+        "external_models.my_ext.program",
+        "model.pt2",
+        "external_models.my_ext: give exactly one of `weights`",
+    ),
+    "program without family": (
+        "external_models.my_ext",
+        {"dataset": "fashion_mnist", "program": "m.pt2",
+         "normalization": {"mean": [0.3], "std": [0.4]}},
+        "external_models.my_ext.family: missing",
+    ),
+    "program with arch": (
+        "external_models.my_ext",
+        {"dataset": "fashion_mnist", "program": "m.pt2", "family": "cnn", "arch": "small_cnn",
+         "normalization": {"mean": [0.3], "std": [0.4]}},
+        "external_models.my_ext: arch apply to `weights` only",
+    ),
+    "dataset outside the grid": (
+        "external_models.my_ext.dataset",
+        "cifar10",
+        "external_models.my_ext.dataset: 'cifar10' is not in grid.datasets (fashion_mnist)",
+    ),
+    "normalization lengths": (
+        "external_models.my_ext.normalization",
+        {"mean": [0.3, 0.3], "std": [0.4]},
+        "external_models.my_ext.normalization: mean has 2 values but std has 1",
+    ),
+    "unknown key": (
+        "external_models.my_ext.mean",
+        [0.3],
+        "external_models.my_ext: Additional properties are not allowed ('mean' was unexpected)",
+    ),
+    "zero std": (
+        "external_models.my_ext.normalization.std",
+        [0.0],
+        "external_models.my_ext.normalization.std.0: 0.0 is less than or equal to the minimum",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(EXTERNAL_CASES))
+def test_bad_external_models_are_refused_naming_the_key(case, with_external):
+    path, value, message = EXTERNAL_CASES[case]
+    assert message in problems(edited(with_external, path, value))
+
+
+def test_an_external_model_cannot_take_an_architectures_name(with_external):
+    config = copy.deepcopy(with_external)
+    config["external_models"]["small_cnn"] = config["external_models"].pop("my_ext")
+    assert "external_models.small_cnn: 'small_cnn' is also a registered architecture" in (
+        problems(config)
+    )
+    config = edited(with_external, "architectures.my_ext", {"arch": "small_cnn"})
+    assert "external_models.my_ext: 'my_ext' is also a key of architectures:" in problems(config)
+
+
+def test_an_external_model_changes_the_figure_plan_like_its_card(with_external, default):
+    from workflow.labconfig import figure_names
+
+    # a second technique name (external) makes the technique comparison, as in the tables
+    single = edited(default, "grid.techniques", ["standard"])
+    assert "technique_comparison" not in figure_names(resolve(single))
+    both = edited(with_external, "grid.techniques", ["standard"])
+    assert "technique_comparison" in figure_names(resolve(both))

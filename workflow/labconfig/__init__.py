@@ -8,6 +8,13 @@ tests call it in-process. The three steps are pure functions:
     train_args(cfg, "fashion_mnist", "small_cnn", "pgd_at")   # the arguments of one job
 """
 
+from .external import (
+    DEFAULT_TECHNIQUE,
+    external_kind,
+    external_source,
+    external_technique,
+    import_args,
+)
 from .jobs import (
     arch_base,
     arch_options,
@@ -52,6 +59,11 @@ from .resolve import (
 )
 
 __all__ = [
+    "DEFAULT_TECHNIQUE",
+    "external_kind",
+    "external_source",
+    "external_technique",
+    "import_args",
     "SANITY_REFERENCE",
     "ConfigError",
     "Resolved",

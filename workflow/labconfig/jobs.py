@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .external import figure_entry
 from .folders import folder_fingerprint, folder_prepare_options, is_folder_dataset
 from .resolve import (
     EPS_KEYS,
@@ -256,9 +257,11 @@ def figure_names(cfg: Resolved) -> list[str]:
     """The report's figures: a function of the grid (robustlab.report.plan imports no torch)."""
     from robustlab.report.plan import figure_names as plan
 
+    archs = {arch: cfg["architectures"][arch] for arch in cfg.trained_architectures}
+    archs.update({name: figure_entry(cfg.config, name) for name in cfg.external_architectures})
     return plan(
-        {arch: cfg["architectures"][arch] for arch in cfg.architectures},
-        cfg.techniques,
+        archs,
+        cfg.run_techniques,
         transfer=bool(cfg["transfer"]["attacks"]),
         corruptions=bool(cfg["corruptions"]["names"]),
         perturbations=bool(cfg["perturbations"]["names"]),

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from .external import check_external_models, external_runs, grid_externals
 from .folders import (
     dataset_entry_problems,
     fill_folder_defaults,
@@ -76,14 +77,32 @@ class Resolved:
         return list(self.config["grid"]["techniques"])
 
     @property
+    def external_architectures(self) -> list[str]:
+        """The grid's external models (external_models:): imported, not trained."""
+        return grid_externals(self.config)
+
+    @property
+    def trained_architectures(self) -> list[str]:
+        """The grid's architectures robustlab trains."""
+        external = set(self.external_architectures)
+        return [a for a in self.architectures if a not in external]
+
+    @property
     def runs(self) -> list[str]:
-        """Every run of the grid as ``dataset/arch/technique``."""
-        return [
+        """Every run of the grid as ``dataset/arch/technique``: each trained architecture with
+        each technique, and each external model once (on its dataset, under its technique)."""
+        trained = [
             f"{d}/{a}/{t}"
             for d in self.datasets
-            for a in self.architectures
+            for a in self.trained_architectures
             for t in self.techniques
         ]
+        return trained + external_runs(self.config)
+
+    @property
+    def run_techniques(self) -> list[str]:
+        """The techniques of the runs (the grid's and the external models'), sorted."""
+        return sorted({run.rsplit("/", 1)[1] for run in self.runs})
 
     @property
     def clat_techniques(self) -> list[str]:
@@ -143,7 +162,8 @@ def resolve(config: Mapping[str, Any], sample: Sampler | None = None) -> Resolve
     problems = schema_problems(cfg)
     if problems:
         raise ConfigError(problems)
-    problems = _expand_architectures(cfg, sample or _sample_sweep)
+    problems = check_external_models(cfg, set(cfg["architectures"]))
+    problems += _expand_architectures(cfg, sample or _sample_sweep)
     notes: list[str] = []
     problems += _check_datasets(cfg, notes)
     problems += _fill_techniques(cfg)
@@ -175,13 +195,16 @@ def _expand_architectures(cfg: dict, sample: Sampler) -> list[str]:
             "one, a key of architectures: or a sweep's variants)"
         ]
     problems = []
+    external = set(grid_externals(cfg))
     for i, arch in enumerate(grid):
+        if arch in external:
+            continue  # imported, not built: checked by check_external_models
         options = cfg["architectures"].setdefault(arch, {})
         if options.get("arch", arch) not in ARCHITECTURES:
             problems.append(
                 f"grid.architectures.{i}: {arch!r} is not allowed; allowed values: "
-                f"{', '.join(ARCHITECTURES)}, or a key of architectures: whose `arch` option "
-                f"names one"
+                f"{', '.join(ARCHITECTURES)}, a key of architectures: whose `arch` option "
+                f"names one, or a key of external_models:"
             )
     return problems
 

@@ -18,7 +18,10 @@ from labconfig import (
     clat_inputs,
     corrupt_args,
     craft_transfer_args,
+    external_kind,
+    external_source,
     figure_names,
+    import_args,
     note_options,
     params_hash,
     perturb_args,
@@ -55,6 +58,14 @@ TRAINED_TECHNIQUES = CFG.trained_techniques
 # those techniques' training also writes pretrain_snapshot.safetensors (rule train_snapshot).
 SNAPSHOTS = CFG.snapshots
 SNAPSHOT_TECHNIQUES = sorted(SNAPSHOTS)
+# Architectures the DAG trains, and external models (external_models:) it imports instead
+# (import_model for safetensors weights, import_program for torch.export programs).
+TRAINED_ARCHS = CFG.trained_architectures
+EXTERNAL_ARCHS = CFG.external_architectures
+EXTERNAL_PROGRAMS = [
+    a for a in EXTERNAL_ARCHS if external_kind(CFG["external_models"][a]) == "program"
+]
+EXTERNAL_WEIGHTS = [a for a in EXTERNAL_ARCHS if a not in EXTERNAL_PROGRAMS]
 
 
 def one_of(names):
@@ -66,7 +77,7 @@ def one_of(names):
 wildcard_constraints:
     dataset=one_of(DATASETS),
     arch=one_of(ARCHS),
-    technique=one_of(set(TECHNIQUES) | set(TRAINED_TECHNIQUES)),
+    technique=one_of(set(TECHNIQUES) | set(TRAINED_TECHNIQUES) | set(CFG.run_techniques)),
     corruption=one_of(CORRUPTIONS),
     perturbation=one_of(PERTURBATIONS),
     attack=one_of(ATTACKS),
@@ -84,16 +95,17 @@ def stage(module):
 
 
 def model_files(w):
-    """The trained model a evaluation job reads."""
+    """The trained model a evaluation job reads (an imported program: its program.pt2)."""
+    model = "program.pt2" if w.arch in EXTERNAL_PROGRAMS else "model.safetensors"
     return {
-        "weights": f"models/{w.dataset}/{w.arch}/{w.technique}/model.safetensors",
+        "weights": f"models/{w.dataset}/{w.arch}/{w.technique}/{model}",
         "card": f"models/{w.dataset}/{w.arch}/{w.technique}/card.json",
     }
 
 
 def dataset_runs(dataset):
     """The runs (dataset/arch/technique) of one dataset."""
-    return [f"{dataset}/{a}/{t}" for a in ARCHS for t in TECHNIQUES]
+    return [run for run in RUNS if run.split("/")[0] == dataset]
 
 
 # The report's figures (the figures stage draws exactly these and fails naming one the tables

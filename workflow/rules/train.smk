@@ -21,6 +21,7 @@ rule train:
         # weights CLAT runs start from; a parameter, so adding such a run retrains X with it
         snapshots=job_arg(train_args, "snapshots", "dataset", "arch", "technique"),
     wildcard_constraints:
+        arch=one_of(TRAINED_ARCHS),
         technique=one_of(set(TRAINED_TECHNIQUES) - set(SNAPSHOT_TECHNIQUES)),
     threads: THREADS or 1
     # what a cluster job asks for (profiles/slurm); params.yaml resources.train overrides
@@ -51,6 +52,7 @@ use rule train as train_snapshot with:
         card="models/{dataset}/{arch}/{technique}/card.json",
         snapshot="models/{dataset}/{arch}/{technique}/pretrain_snapshot.safetensors",
     wildcard_constraints:
+        arch=one_of(TRAINED_ARCHS),
         technique=one_of(SNAPSHOT_TECHNIQUES),
 
 
@@ -75,6 +77,7 @@ rule clat:
         seed=SEED,
         out_dir=lambda w, output: str(Path(output.weights).parent),
     wildcard_constraints:
+        arch=one_of(TRAINED_ARCHS),
         technique=one_of(CLAT_TECHNIQUES),
     threads: THREADS or 1
     resources:
@@ -92,3 +95,46 @@ rule clat:
         " --clat-config {params.clat_config:q} --train-config {params.train_config:q}"
         " --val-size {params.val_size:q} --seed {params.seed:q} --threads {threads:q}"
         " --out-dir {params.out_dir:q} --criticality-out {output.criticality:q} 2> {log:q}"
+
+
+# External models (external_models:, docs/external_models.md) are imported instead of trained:
+# the file is checked (content, keys, shapes, class count) and the run's model folder written
+# with what the evaluation, aggregate and report read. The file is an input: replacing it
+# reruns the import and every evaluation of the model.
+rule import_model:
+    output:
+        weights="models/{dataset}/{arch}/{technique}/model.safetensors",
+        history="models/{dataset}/{arch}/{technique}/history.parquet",
+        card="models/{dataset}/{arch}/{technique}/card.json",
+    input:
+        source=lambda w: external_source(CFG.config, w.arch),
+        test="data/prepared/{dataset}/test.parquet",
+        code=stage("import_model"),
+    params:
+        source=job_arg(import_args, "source", "dataset", "arch"),
+        arch=job_arg(import_args, "arch", "dataset", "arch"),
+        key_prefix=job_arg(import_args, "key_prefix", "dataset", "arch"),
+        family=job_arg(import_args, "family", "dataset", "arch"),
+        normalization=job_arg(import_args, "normalization", "dataset", "arch"),
+        out_dir=lambda w, output: str(Path(output.card).parent),
+    wildcard_constraints:
+        arch=one_of(EXTERNAL_WEIGHTS),
+    threads: THREADS or 1
+    log:
+        "logs/import_model/{dataset}/{arch}/{technique}.log",
+    shell:
+        "python -m stages.import_model --test {input.test:q} --dataset {wildcards.dataset:q}"
+        " --arch-name {wildcards.arch:q} --technique {wildcards.technique:q}"
+        " {params.source:q} {params.arch:q} {params.key_prefix:q} {params.family:q}"
+        " --normalization {params.normalization:q} --threads {threads:q}"
+        " --out-dir {params.out_dir:q} 2> {log:q}"
+
+
+# The same import for a torch.export program: the run's folder holds program.pt2.
+use rule import_model as import_program with:
+    output:
+        program="models/{dataset}/{arch}/{technique}/program.pt2",
+        history="models/{dataset}/{arch}/{technique}/history.parquet",
+        card="models/{dataset}/{arch}/{technique}/card.json",
+    wildcard_constraints:
+        arch=one_of(EXTERNAL_PROGRAMS),
