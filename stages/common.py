@@ -104,6 +104,8 @@ WRITERS = {
     "natural.parquet": "stages.evaluate (rule evaluate)",
     "card.json": "stages.train",
     "history.parquet": "stages.train",
+    "metrics.parquet": "stages.aggregate",
+    "criticality.parquet": "stages.clat",
 }
 
 
