@@ -26,9 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="results/metrics.parquet")
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument(
-        "--run", type=parse_run, action="append", required=True, metavar="D/A/T"
-    )
+    parser.add_argument("--run", type=parse_run, action="append", required=True, metavar="D/A/T")
     parser.add_argument("--out-dir", type=Path, required=True, help="reports/plots")
     args = parser.parse_args(argv)
     if len(set(args.run)) != len(args.run):

@@ -327,9 +327,7 @@ def _sanity_counts(sanity: pd.DataFrame | None) -> dict[Run, tuple[int, int]]:
         return {}
     missing = [c for c in ("dataset", "arch", "technique", "passed") if c not in sanity.columns]
     if missing:
-        raise ValueError(
-            f"sanity table lacks column(s) {', '.join(missing)}; rerun stages.sanity"
-        )
+        raise ValueError(f"sanity table lacks column(s) {', '.join(missing)}; rerun stages.sanity")
     counts = sanity.groupby(["dataset", "arch", "technique"], sort=True)["passed"].agg(
         ["sum", "size"]
     )

@@ -93,9 +93,7 @@ def training_rows(history: pd.DataFrame) -> pd.DataFrame:
     (:data:`HISTORY_SERIES`), x the epoch, y the accuracy (%)."""
     missing = [c for c in ("epoch", *HISTORY_SERIES) if c not in history.columns]
     if missing:
-        raise ValueError(
-            f"history table lacks column(s) {', '.join(missing)}; rerun stages.train"
-        )
+        raise ValueError(f"history table lacks column(s) {', '.join(missing)}; rerun stages.train")
     parts = [
         pd.DataFrame({"series": name, "epoch": history["epoch"], "accuracy": history[name]})
         for name in HISTORY_SERIES
