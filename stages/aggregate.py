@@ -3,8 +3,9 @@
 Reads, per run ``dataset/arch/technique``: ``{results-dir}/{run}/clean.parquet``,
 ``adversarial/{attack}.parquet`` for every ``--attack``, ``natural.parquet``, ``transfer.parquet``
 (when ``--out-transfer`` is given) and ``{models-dir}/{run}/card.json``, ``history.parquet``.
-Writes ``results/metrics.parquet`` (DESIGN's contract), ``reports/metrics.json`` (DVC metrics)
-and ``results/transfer.parquet`` (transfer ASR of every source -> target pair), atomically.
+Writes ``results/metrics.parquet`` (DESIGN's contract) and ``results/transfer.parquet``
+(transfer ASR of every source -> target pair), atomically. The DVC metrics file
+``reports/metrics.json`` is written from these tables by stages.headline.
 
 A ``--baseline dataset=arch/technique`` names the run whose errors normalise mCE for that
 dataset; it must be one of the ``--run`` values (so Snakemake sees its files as inputs),
@@ -23,12 +24,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustlab.io import read_frame, write_frame, write_json
+from robustlab.io import read_frame, write_frame
 from robustlab.metrics.natural import CORRUPTION_SETS, IMAGENET_C, missing_corruptions
 from robustlab.metrics.table import (
     RunOutcomes,
     finalize_metrics,
-    metrics_json,
     run_metrics,
     write_metrics,
 )
@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--system", action="store_true", help="read each run's system.parquet")
     parser.add_argument("--out-metrics", type=Path, required=True)
-    parser.add_argument("--out-json", type=Path, required=True)
     parser.add_argument("--out-transfer", type=Path, default=None, help="results/transfer.parquet")
     args = parser.parse_args(argv)
     baselines: dict[str, tuple[str, str]] = {}
@@ -159,7 +158,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.out_transfer is not None:
         write_frame(transfer_rows(args.results_dir, args.run), args.out_transfer)
     write_metrics(frame, args.out_metrics)
-    write_json(metrics_json(frame), args.out_json)
 
 
 if __name__ == "__main__":

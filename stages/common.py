@@ -104,6 +104,8 @@ WRITERS = {
     "natural.parquet": "stages.evaluate (rule evaluate)",
     "card.json": "stages.train (stages.import_model for an external model)",
     "history.parquet": "stages.train (stages.import_model for an external model)",
+    "metrics.parquet": "stages.aggregate",
+    "criticality.parquet": "stages.clat",
 }
 
 

@@ -26,9 +26,11 @@ from robustlab.metrics.natural import (
     per_image_accuracy,
 )
 from robustlab.metrics.table import (
+    HEADLINE_KEYS,
     METRICS_COLUMNS,
     RunOutcomes,
     finalize_metrics,
+    metric_key,
     metrics_json,
     run_metrics,
     validate_metrics_frame,
@@ -595,23 +597,48 @@ def test_identical_inputs_give_identical_bytes(tmp_path: Path) -> None:
     assert (tmp_path / "1.json").read_bytes() == (tmp_path / "2.json").read_bytes()
 
 
-def test_metrics_json_keys() -> None:
+def test_metrics_json_holds_the_headline_keys_only() -> None:
+    # table(): clean 3 of 4 correct; pgd_linf at eps 0.05 keeps 3 of 4, at the largest eps 0.1
+    # none; WCAR at 0.1 (pgd_linf only): 0 of the 3 clean-correct images; mCE and relative mCE
+    # against BASE_NAT as in test_normalised_metrics (65.7143, 46.6667); params and MACs from
+    # CARD. No AutoAttack, stability, system rows and no sanity table: null.
     out = metrics_json(table(outcomes(BASE_NAT)))
-    model = out["fm"]["a1/standard"]
-    assert model["clean_accuracy"] == 75.0
-    assert model["pgd_linf@0.05_robust_accuracy"] == 75.0
-    assert model["pgd_linf@0.05_ar"] == 66.6667
-    assert model["wcar@0.05"] == 33.3333
-    assert model["fog@1_accuracy"] == 75.0
-    assert model["fog_ce"] == 60.0
-    assert model["imagenet_c_accuracy"] == 50.0
-    assert model["imagenet_c_mce_unnormalised"] == 50.0
-    assert model["imagenet_c_mce"] == 65.7143
-    assert model["imagenet_c_relative_mce"] == 46.6667
-    assert not {"mce", "corruption_accuracy", "mce_unnormalised"} & set(model)
-    assert model["params"] == 1234.0
-    assert list(model) == sorted(model)
+    assert out == {
+        "fm": {
+            "a1/standard": {
+                "clean_accuracy": 75.0,
+                "pgd_linf_robust_accuracy": 0.0,
+                "autoattack_robust_accuracy": None,
+                "wcar": 0.0,
+                "mce": 65.7143,
+                "relative_mce": 46.6667,
+                "mfr": None,
+                "nsd": None,
+                "params": 1234,
+                "macs": 56789,
+                "sanity_passed": None,
+                "sanity_total": None,
+            }
+        }
+    }
+    assert list(out["fm"]["a1/standard"]) == list(HEADLINE_KEYS)
+    assert isinstance(out["fm"]["a1/standard"]["params"], int)
     json.dumps(out, allow_nan=False)
+
+
+def test_metric_key_names_the_headline_rows_only() -> None:
+    assert metric_key("clean", "", "accuracy") == "clean_accuracy"
+    assert metric_key("adversarial", "pgd_linf", "robust_accuracy") == "pgd_linf_robust_accuracy"
+    assert metric_key("adversarial", "all_attacks", "wcar") == "wcar"
+    assert metric_key("natural", "imagenet_c", "mce") == "mce"
+    assert metric_key("system", "all_variants", "nsd") == "nsd"
+    # per-eps detail, other attacks, other norms' WCAR, other corruption sets: Parquet only
+    assert metric_key("adversarial", "pgd_linf", "ar") is None
+    assert metric_key("adversarial", "fgsm", "robust_accuracy") is None
+    assert metric_key("adversarial", "all_l2_attacks", "wcar") is None
+    assert metric_key("natural", "extra_corruptions", "mce") is None
+    assert metric_key("adversarial", "pgd_linf", "forward_passes") is None
+    assert len(HEADLINE_KEYS) == 12
 
 
 def write_run(root: Path, dataset: str, arch: str, technique: str, nat: pd.DataFrame) -> None:
@@ -642,8 +669,6 @@ def aggregate(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         "fm/a1/pgd_at",
         "--out-metrics",
         str(root / "results" / "metrics.parquet"),
-        "--out-json",
-        str(root / "reports" / "metrics.json"),
         "--attack",
         "pgd_linf",
         "--attack",
@@ -660,13 +685,16 @@ def test_aggregate_cli(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     frame = pq.read_table(tmp_path / "results" / "metrics.parquet").to_pandas()
     validate_metrics_frame(frame)
-    summary = json.loads((tmp_path / "reports" / "metrics.json").read_text())
-    assert summary["fm"]["a1/pgd_at"]["imagenet_c_mce"] == 65.7143
-    assert summary["fm"]["base/standard"]["imagenet_c_mce"] == 100.0
+    mce = frame[(frame["metric"] == "mce") & (frame["noise"] == "imagenet_c")]
+    assert dict(zip(mce["arch"], mce["value"].round(4), strict=True)) == {
+        "a1": 65.7143,
+        "base": 100.0,
+    }
     # fog and gaussian_noise only: the imagenet_c rows say so in the log.
     assert "fm: the imagenet_c rows" in done.stderr
     assert "average 2 of the 15 ImageNet-C corruptions (missing: shot_noise," in done.stderr
-    assert summary["fm"]["a1/pgd_at"]["final_val_accuracy"] == 82.5
+    final = frame[(frame["metric"] == "final_val_accuracy") & (frame["arch"] == "a1")]
+    assert final["value"].tolist() == [82.5]
 
     # A baseline that is not among the runs: a warning and no normalised rows.
     done = aggregate(tmp_path, "--baseline", "fm=absent/standard")

@@ -282,35 +282,96 @@ def write_metrics(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     write_table(metrics_to_arrow(frame), path)
 
 
-def format_level(level: float) -> str:
-    """Short stable text for an eps or severity (``0.05``, ``0.0313725``, ``3``)."""
-    return f"{level:.6g}"
+# The headline metrics of ``reports/metrics.json``: (family, noise, metric) of the metrics
+# table row each one reads. Names stay the same whatever the grid, so ``dvc metrics show`` and
+# ``dvc exp show`` line experiments up; every other number stays in the Parquet tables.
+HEADLINE_ROWS: dict[str, tuple[str, str, str]] = {
+    "clean_accuracy": ("clean", "", "accuracy"),
+    "pgd_linf_robust_accuracy": ("adversarial", "pgd_linf", "robust_accuracy"),
+    "autoattack_robust_accuracy": ("adversarial", "autoattack", "robust_accuracy"),
+    "wcar": ("adversarial", "all_attacks", "wcar"),
+    "mce": ("natural", "imagenet_c", "mce"),
+    "relative_mce": ("natural", "imagenet_c", "relative_mce"),
+    "mfr": ("natural", "all_perturbations", "mfr"),
+    "nsd": ("system", "all_variants", "nsd"),
+    "params": ("complexity", "", "params"),
+    "macs": ("complexity", "", "macs"),
+}
+SANITY_KEYS = ("sanity_passed", "sanity_total")
+HEADLINE_KEYS: tuple[str, ...] = (*HEADLINE_ROWS, *SANITY_KEYS)
+COUNT_KEYS = ("params", "macs", *SANITY_KEYS)  # written as integers
+_KEY_OF_ROW = {row: key for key, row in HEADLINE_ROWS.items()}
 
 
-def metric_key(family: str, noise: str, level: float, metric: str) -> str:
-    """The ``metrics.json`` key of one row: ``clean_accuracy``,
-    ``pgd_linf@0.05_robust_accuracy``, ``wcar@0.05``, ``fog@3_accuracy``, ``fog_ce``,
-    ``imagenet_c_accuracy``, ``imagenet_c_mce``, ``extra_corruptions_mce_unnormalised``,
-    ``all_perturbations_mfr``, ``params``, ..."""
-    if noise == "":
-        return f"clean_{metric}" if family == "clean" else metric
-    if noise == "all_attacks":
-        return f"{metric}@{format_level(level)}"
-    if math.isnan(level):
-        return f"{noise}_{metric}"
-    return f"{noise}@{format_level(level)}_{metric}"
+def metric_key(family: str, noise: str, metric: str) -> str | None:
+    """The ``metrics.json`` headline key a metrics-table row feeds, or None for the rows that
+    stay in Parquet only: ``clean_accuracy``, ``pgd_linf_robust_accuracy``, ``wcar``, ``mce``
+    (``imagenet_c``, baseline-normalised), ``mfr``, ``nsd``, ``params``, ...
+
+    Adversarial keys have one row per eps; :func:`metrics_json` keeps the largest eps."""
+    return _KEY_OF_ROW.get((family, noise, metric))
 
 
-def metrics_json(frame: pd.DataFrame) -> dict[str, dict[str, dict[str, float | None]]]:
-    """``{dataset: {"arch/technique": {key: value}}}`` rounded to 4 decimals; NaN becomes null."""
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
-    ordered = frame.sort_values(SORT_COLUMNS, na_position="last", kind="mergesort")
-    for row in ordered.itertuples(index=False):
-        model = out.setdefault(str(row.dataset), {}).setdefault(f"{row.arch}/{row.technique}", {})
-        value = float(row.value)
-        key = metric_key(str(row.family), str(row.noise), float(row.level), str(row.metric))
-        model[key] = None if math.isnan(value) else round(value, 4)
+Run = tuple[str, str, str]
+Headline = dict[str, float | int | None]
+
+
+def _headline_value(key: str, value: float) -> float | int | None:
+    if math.isnan(value):
+        return None
+    return int(round(value)) if key in COUNT_KEYS else round(value, 4)
+
+
+def _sanity_counts(sanity: pd.DataFrame | None) -> dict[Run, tuple[int, int]]:
+    if sanity is None or not len(sanity):
+        return {}
+    missing = [c for c in ("dataset", "arch", "technique", "passed") if c not in sanity.columns]
+    if missing:
+        raise ValueError(f"sanity table lacks column(s) {', '.join(missing)}; rerun stages.sanity")
+    counts = sanity.groupby(["dataset", "arch", "technique"], sort=True)["passed"].agg(
+        ["sum", "size"]
+    )
     return {
-        d: {m: dict(sorted(v.items())) for m, v in sorted(ms.items())}
-        for d, ms in sorted(out.items())
+        (str(d), str(a), str(t)): (int(row["sum"]), int(row["size"]))
+        for (d, a, t), row in counts.iterrows()
     }
+
+
+def headline_metrics(
+    frame: pd.DataFrame, sanity: pd.DataFrame | None = None, runs: Iterable[Run] = ()
+) -> dict[Run, Headline]:
+    """Per run, the :data:`HEADLINE_KEYS` values (None where the tables lack the number).
+
+    Runs: those of ``runs``, ``frame`` and ``sanity``. Adversarial keys take the row of the
+    largest eps of that attack (WCAR: of the L-inf attacks); sanity counts are the checks
+    passed and run in ``sanity`` (``results/sanity.parquet``)."""
+    out: dict[Run, Headline] = {}
+    all_runs = set(runs)
+    all_runs |= set(zip(frame["dataset"], frame["arch"], frame["technique"], strict=True))
+    counts = _sanity_counts(sanity)
+    all_runs |= set(counts)
+    for run in sorted(all_runs):
+        out[(str(run[0]), str(run[1]), str(run[2]))] = dict.fromkeys(HEADLINE_KEYS)
+    ordered = frame.sort_values(SORT_COLUMNS, na_position="first", kind="mergesort")
+    for row in ordered.itertuples(index=False):
+        key = metric_key(str(row.family), str(row.noise), str(row.metric))
+        if key is not None:  # rows sorted by level: the largest eps comes last
+            run = (str(row.dataset), str(row.arch), str(row.technique))
+            out[run][key] = _headline_value(key, float(row.value))
+    for run, (passed, total) in counts.items():
+        out[run]["sanity_passed"] = passed
+        out[run]["sanity_total"] = total
+    return out
+
+
+def metrics_json(
+    frame: pd.DataFrame, sanity: pd.DataFrame | None = None, runs: Iterable[Run] = ()
+) -> dict[str, dict[str, Headline]]:
+    """``{dataset: {"arch/technique": {key: value}}}``: the :data:`HEADLINE_KEYS` of every run
+    (:func:`headline_metrics`), rates rounded to 4 decimals, counts as integers, null where a
+    table lacks the number. Every key is present for every run, so the columns of
+    ``dvc exp show`` are the same whatever the grid."""
+    out: dict[str, dict[str, Headline]] = {}
+    for (dataset, arch, technique), values in headline_metrics(frame, sanity, runs).items():
+        out.setdefault(dataset, {})[f"{arch}/{technique}"] = values
+    return out

@@ -4,7 +4,6 @@
 rule aggregate:
     output:
         metrics="results/metrics.parquet",
-        json="reports/metrics.json",
         transfer="results/transfer.parquet",
     input:
         expand(
@@ -24,7 +23,7 @@ rule aggregate:
     shell:
         "python -m stages.aggregate --results-dir results --models-dir models {params.runs:q}"
         " {params.attacks:q} {params.baseline:q} --stability --system --out-metrics {output.metrics:q}"
-        " --out-json {output.json:q} --out-transfer {output.transfer:q} 2> {log:q}"
+        " --out-transfer {output.transfer:q} 2> {log:q}"
 
 
 rule sanity:
@@ -47,6 +46,24 @@ rule sanity:
     shell:
         "python -m stages.sanity --results-dir results {params.runs:q} {params.attacks:q}"
         " --reference {params.reference:q} --settings {params.settings:q} --out {output:q} 2> {log:q}"
+
+
+# DVC's metrics file: the headline numbers of every run (stages.headline), from the metrics
+# table and the sanity checks, so `dvc metrics show` / `dvc exp show` read at a glance.
+rule headline:
+    output:
+        "reports/metrics.json",
+    input:
+        metrics="results/metrics.parquet",
+        sanity="results/sanity.parquet",
+        code=stage("headline"),
+    params:
+        runs=run_options(CFG),
+    log:
+        "logs/headline.log",
+    shell:
+        "python -m stages.headline --metrics {input.metrics:q} --sanity {input.sanity:q}"
+        " {params.runs:q} --out {output:q} 2> {log:q}"
 
 
 # Paired comparisons of every two runs of one dataset and architecture (stages.compare).
@@ -88,6 +105,25 @@ REPORT_INPUTS = {
 }
 # --run and --attack-norm options of stages.figures and stages.report
 REPORT_ARGS = report_options(CFG)
+
+
+# Tidy plot data for `dvc plots show` / `dvc plots diff` (stages.plots; dvc.yaml's plots
+# section). A directory: Snakemake empties it before the job, so no earlier grid's file stays.
+rule plots:
+    output:
+        directory("reports/plots"),
+    input:
+        metrics="results/metrics.parquet",
+        histories=REPORT_INPUTS["histories"],
+        criticality=REPORT_INPUTS["criticality"],
+        code=stage("plots"),
+    params:
+        runs=run_options(CFG),
+    log:
+        "logs/plots.log",
+    shell:
+        "python -m stages.plots --metrics {input.metrics:q} --models-dir models"
+        " --results-dir results {params.runs:q} --out-dir {output:q} 2> {log:q}"
 
 
 rule figures:
