@@ -156,9 +156,7 @@ def _pretrained():
 
 
 CONFIG = TrainConfig(batch_size=16, val_pgd_steps=2, amp="none", weight_decay=5e-3)
-CLAT = ClatConfig(
-    epochs=3, k=2, lam=0.1, reselect_every=2, eps=0.1, steps=2, criticality_batch=16
-)
+CLAT = ClatConfig(epochs=3, k=2, lam=0.1, reselect_every=2, eps=0.1, steps=2, criticality_batch=16)
 
 
 def test_frozen_parameters_and_statistics_stay_bit_identical():

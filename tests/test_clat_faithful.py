@@ -49,8 +49,12 @@ def test_wrn_candidates_are_main_path_convolutions_without_shortcuts_or_head():
     assert len(names) == 7 and len(all_convs) == 9
     assert not any("shortcut" in n for n in names)
     assert all(isinstance(dict(model.named_modules())[n], nn.Conv2d) for n in names)
-    everything = [layer.name for layer in forward_order_layers(model, torch.rand(1, 1, 8, 8), "all")]
-    assert len(everything) == 10 and isinstance(dict(model.named_modules())[everything[-1]], nn.Linear)
+    everything = [
+        layer.name for layer in forward_order_layers(model, torch.rand(1, 1, 8, 8), "all")
+    ]
+    assert len(everything) == 10 and isinstance(
+        dict(model.named_modules())[everything[-1]], nn.Linear
+    )
 
 
 def test_robust_resnet_candidates_leave_out_se_shortcut_and_classifier():
@@ -121,7 +125,9 @@ def test_k_rounds_up_with_at_least_one_layer():
 
 def test_reselection_period_is_scaled_from_fifty_epochs_every_ten():
     assert [scaled_period(e) for e in (1, 3, 10, 50, 100)] == [1, 1, 2, 10, 20]
-    assert ClatConfig(epochs=50).period == 10 and ClatConfig(epochs=50, reselect_every=3).period == 3
+    assert (
+        ClatConfig(epochs=50).period == 10 and ClatConfig(epochs=50, reselect_every=3).period == 3
+    )
     with pytest.raises(ValueError, match="reselect_every"):
         ClatConfig(reselect_every=0)
 
@@ -178,7 +184,9 @@ def test_cross_entropy_on_clean_or_adversarial_input():
     adv = ClatObjective([model.layer], 0.0, 0.1, 1, 1.0, ce_on="adversarial")
     # logits (1, 0) and (1.2, 0), label 1: CE log(1 + e) and log(1 + e^1.2)
     assert float(clean.terms(model, x, y, x_adv)[0].detach()) == pytest.approx(math.log(1 + math.e))
-    assert float(adv.terms(model, x, y, x_adv)[0].detach()) == pytest.approx(math.log(1 + math.exp(1.2)))
+    assert float(adv.terms(model, x, y, x_adv)[0].detach()) == pytest.approx(
+        math.log(1 + math.exp(1.2))
+    )
     with pytest.raises(ValueError, match="ce_on"):
         ClatConfig(ce_on="both")
     with pytest.raises(ValueError, match="feature_loss"):
@@ -207,7 +215,9 @@ def test_loss_terms_and_calibrated_lambda_are_in_the_history():
     clat = ClatConfig(epochs=2, eps=0.1, steps=2, criticality_batch=16, calibration_batch=8)
     result = fit_clat(model, _data(32, 0), _data(12, 1), clat, CONFIG, 0, progress=False)
     assert result.calibration is not None and result.calibration["images"] == 8
-    assert result.lam == pytest.approx(result.calibration["ce"] / result.calibration["feature_loss"])
+    assert result.lam == pytest.approx(
+        result.calibration["ce"] / result.calibration["feature_loss"]
+    )
     for row in result.history:
         assert row["lam"] == result.lam
         assert row["train_weighted_feature_loss"] == pytest.approx(
@@ -230,8 +240,16 @@ def test_a_plain_strategy_trains_exactly_as_fit_without_one():
         model = build_model("small_cnn", 3, 1, 8, width=4, hidden=8)
         technique = build_technique("pgd_at", eps=0.1, steps=2)
         config = TrainConfig(epochs=2, batch_size=16, val_pgd_steps=2, amp="none", ema_decay=0.5)
-        history = fit(model, _data(32, 0), _data(12, 1), technique, config, 3, progress=False,
-                      strategy=strategy)
+        history = fit(
+            model,
+            _data(32, 0),
+            _data(12, 1),
+            technique,
+            config,
+            3,
+            progress=False,
+            strategy=strategy,
+        )
         return model.state_dict(), [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
     (plain, h1), (hooked, h2) = run(None), run(TrainingStrategy())

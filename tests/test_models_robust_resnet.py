@@ -156,8 +156,10 @@ def _se_block(se: str, block: str = "bottleneck", preact: bool = True, in_ch: in
 def test_se_integration_variants_structure_and_parameter_count():
     # bottleneck 32 -> planes 16 (mid 16, out 64), stride 2; SE weights 2 x C x C/4, no bias
     base = sum(p.numel() for p in _se_block("none").parameters())
-    extra = {se: sum(p.numel() for p in _se_block(se).parameters()) - base for se in
-             ("standard", "pre", "identity", "conv3x3", "residual")}
+    extra = {
+        se: sum(p.numel() for p in _se_block(se).parameters()) - base
+        for se in ("standard", "pre", "identity", "conv3x3", "residual")
+    }
     assert extra["standard"] == 2 * 64 * 16  # SE on the 64 output channels
     assert extra["pre"] == 2 * 32 * 8  # on the 32 input channels
     assert extra["identity"] == 2 * 32 * 8  # on the skip input, before the projection
@@ -180,7 +182,9 @@ def test_se_variants_change_the_output_where_they_sit():
         with torch.no_grad():
             block.se.fc2.weight.zero_()  # gate 0.5 everywhere: halves what it scales
         if se == "identity":
-            assert torch.allclose(block(x), plain(x) - 0.5 * plain.shortcut(torch.relu(plain.norm1(x))), atol=1e-5)
+            assert torch.allclose(
+                block(x), plain(x) - 0.5 * plain.shortcut(torch.relu(plain.norm1(x))), atol=1e-5
+            )
         else:
             assert not torch.allclose(block(x), plain(x))
     with pytest.raises(ValueError, match="unknown se"):
@@ -190,8 +194,9 @@ def test_se_variants_change_the_output_where_they_sit():
 def test_se_hidden_activation_is_relu_whatever_the_block_activation():
     from robustlab.models.robust_resnet import robust_block_config
 
-    model = build_model("robust_resnet", 10, 3, 32, depths=(1, 1, 1), widths=(1, 1, 1),
-                        activation="silu")
+    model = build_model(
+        "robust_resnet", 10, 3, 32, depths=(1, 1, 1), widths=(1, 1, 1), activation="silu"
+    )
     se = [m for m in model.modules() if m.__class__.__name__ == "SqueezeExcite"]
     assert se and all(isinstance(m.act, torch.nn.ReLU) for m in se)
     assert robust_block_config("bottleneck", se_activation="silu").se_activation == "silu"

@@ -200,9 +200,7 @@ class ResidualBlock(nn.Module):
                 "identity": in_channels,
                 "conv3x3": planes if cfg.block == "basic" else cfg.mid_channels(planes),
             }.get(cfg.se, out)
-            self.se = SqueezeExcite(
-                se_channels, se_channels // cfg.se_reduction, cfg.se_activation
-            )
+            self.se = SqueezeExcite(se_channels, se_channels // cfg.se_reduction, cfg.se_activation)
             if cfg.se == "residual":
                 self.se_norm = make_norm(cfg.norm, out)
 

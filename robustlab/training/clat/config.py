@@ -77,9 +77,7 @@ class ClatConfig:
             ("feature_loss", self.feature_loss, FEATURE_LOSSES),
         ):
             if value not in allowed:
-                raise ValueError(
-                    f"clat {key} must be one of {', '.join(allowed)}, not {value!r}"
-                )
+                raise ValueError(f"clat {key} must be one of {', '.join(allowed)}, not {value!r}")
         if not 0 < self.eps <= 1 or self.steps < 1 or self.step_size <= 0:
             raise ValueError(
                 f"clat needs eps in (0, 1], steps >= 1, step_size > 0; got {self.eps}, "
