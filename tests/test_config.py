@@ -323,10 +323,27 @@ def test_clat_runs_of_one_base_need_one_snapshot_epoch(default):
     config = edited(default, "grid.techniques", ["pgd_at+clat", "standard+clat"])
     config = edited(config, "train.epochs", 5)
     config["techniques"]["standard+clat"] = {"epochs": 1}  # pretrains standard 4 epochs
-    assert resolve(config).snapshots == {"pgd_at": 4, "standard": 4}
+    # pgd_at+clat's epochs: null is 5 // 2 = 2 CLAT epochs after 3 of pgd_at
+    assert resolve(config).snapshots == {"pgd_at": 3, "standard": 4}
     config["grid"]["techniques"] = ["pgd_at+clat", "trades+clat"]
     config["techniques"]["trades+clat"] = {"pretrain_epochs": 2}
-    assert resolve(config).snapshots == {"pgd_at": 4, "trades": 2}
+    assert resolve(config).snapshots == {"pgd_at": 3, "trades": 2}
+
+
+def test_clat_epochs_default_to_half_the_training_budget(default):
+    from workflow.labconfig.jobs import clat_config
+    from workflow.labconfig.resolve import clat_epochs, pretrain_epochs
+
+    for epochs, clat, pre in ((3, 1, 2), (100, 50, 50), (1, 1, 1)):
+        config = edited(default, "train.epochs", epochs)
+        assert clat_epochs(config, "pgd_at+clat") == clat
+        assert pretrain_epochs(config, "pgd_at+clat") == max(epochs - clat, 1) == pre
+    cfg = resolve(edited(default, "train.epochs", 10))
+    options = clat_config(cfg, "fashion_mnist", "pgd_at+clat")
+    assert options["epochs"] == 5 and options["lam"] == "auto"
+    assert options["reselect_every"] is None and "pretrain_epochs" not in options
+    bad = edited(default, "techniques.pgd_at+clat.lam", "half")
+    assert "techniques.pgd_at+clat.lam" in problems(bad)
 
 
 def test_validation_subset_is_checked_against_the_whole_split_when_train_size_is_null(default):

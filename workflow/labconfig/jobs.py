@@ -21,6 +21,7 @@ from .resolve import (
     as_json,
     attack_norm,
     clat_base,
+    clat_epochs,
     pretrain_epochs,
     with_budgets,
 )
@@ -93,6 +94,7 @@ def train_config(cfg: Resolved, dataset: str) -> dict[str, Any]:
 def clat_config(cfg: Resolved, dataset: str, technique: str) -> dict[str, Any]:
     """An X+clat technique's CLAT parameters on a dataset (eps resolved, pretrain_epochs out)."""
     options = {k: v for k, v in cfg["techniques"][technique].items() if k != "pretrain_epochs"}
+    options["epochs"] = clat_epochs(cfg.config, technique)
     return with_budgets(cfg.config, dataset, options)
 
 

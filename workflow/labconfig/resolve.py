@@ -256,12 +256,18 @@ def _check_datasets(cfg: dict, notes: list[str]) -> list[str]:
     return problems
 
 
+def clat_epochs(cfg: Mapping[str, Any], technique: str) -> int:
+    """CLAT epochs of an X+clat technique (null: half of train.epochs, at least 1)."""
+    epochs = cfg["techniques"].get(technique, {}).get("epochs")
+    return epochs if epochs is not None else max(cfg["train"]["epochs"] // 2, 1)
+
+
 def pretrain_epochs(cfg: Mapping[str, Any], technique: str) -> int:
     """Epochs of the base technique's run CLAT starts from (default: equal total budget)."""
     clat = cfg["techniques"].get(technique, {})
     if clat.get("pretrain_epochs") is not None:
         return clat["pretrain_epochs"]
-    return max(cfg["train"]["epochs"] - clat.get("epochs", 10), 1)
+    return max(cfg["train"]["epochs"] - clat_epochs(cfg, technique), 1)
 
 
 def _fill_techniques(cfg: dict) -> list[str]:
