@@ -64,7 +64,7 @@ _SUMMARY = """
 import pandas as pd
 m = pd.read_parquet("results/metrics.parquet")
 keep = m[(m.family == "clean") | ((m.metric == "robust_accuracy") & (m.noise == "pgd_linf"))
-         | ((m.noise == "all_corruptions") & (m.metric == "accuracy"))]
+         | ((m.noise == "imagenet_c") & (m.metric == "accuracy"))]
 keep = keep.assign(level=keep.level.fillna(0.0))  # clean and corruption means: level 0
 print(keep.pivot_table(index=["arch", "technique"], columns=["noise", "level"], values="value",
                        ).round(1).to_string())

@@ -3,52 +3,37 @@
 Reads, per run ``dataset/arch/technique``: ``{results-dir}/{run}/clean.parquet``,
 ``adversarial/{attack}.parquet`` for every ``--attack``, ``natural.parquet``, ``transfer.parquet``
 (when ``--out-transfer`` is given) and ``{models-dir}/{run}/card.json``, ``history.parquet``.
-Writes ``results/metrics.parquet`` (DESIGN's contract), ``reports/metrics.json`` (DVC metrics)
-and ``results/transfer.parquet`` (transfer ASR of every source -> target pair), atomically.
+Writes ``results/metrics.parquet`` (DESIGN's contract) and ``results/transfer.parquet``
+(transfer ASR of every source -> target pair), atomically. The DVC metrics file
+``reports/metrics.json`` is written from these tables by stages.headline.
 
 A ``--baseline dataset=arch/technique`` names the run whose errors normalise mCE for that
 dataset; it must be one of the ``--run`` values (so Snakemake sees its files as inputs),
-otherwise the normalised rows are left out with a warning.
+otherwise the normalised rows are left out with a warning. Each run is compared with the
+baseline on the images both evaluated (joined on the image index).
+
+The ``imagenet_c`` rows (mCE) average the ImageNet-C corruptions evaluated; when some of its 15
+are missing a warning names them: those rows are then not comparable with published mCE values.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from robustlab.io import read_frame, write_frame, write_json
+from robustlab.io import read_frame, write_frame
+from robustlab.metrics.natural import CORRUPTION_SETS, IMAGENET_C, missing_corruptions
 from robustlab.metrics.table import (
     RunOutcomes,
     finalize_metrics,
-    metrics_json,
     run_metrics,
     write_metrics,
 )
 from robustlab.metrics.transfer import finalize_transfer, transfer_asr
-
-WRITERS = {
-    "clean.parquet": "stages.evaluate (rule evaluate)",
-    "adversarial": "stages.attack",
-    "transfer.parquet": "stages.transfer",
-    "stability.parquet": "stages.evaluate (rule evaluate)",
-    "system.parquet": "stages.evaluate (rule evaluate)",
-    "natural.parquet": "stages.evaluate (rule evaluate)",
-    "card.json": "stages.train",
-    "history.parquet": "stages.train",
-}
-
-
-def parse_run(text: str) -> tuple[str, str, str]:
-    """``dataset/arch/technique`` -> its three parts, or a clear error."""
-    parts = text.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise argparse.ArgumentTypeError(f"--run {text!r}: expected dataset/arch/technique")
-    return parts[0], parts[1], parts[2]
+from stages.common import parse_run, read_card, read_outcomes, require_input
 
 
 def parse_baseline(text: str) -> tuple[str, tuple[str, str]]:
@@ -62,57 +47,36 @@ def parse_baseline(text: str) -> tuple[str, tuple[str, str]]:
     return dataset, (arch, technique)
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: missing; it is written by "
-            f"{WRITERS.get(path.name, WRITERS.get(path.parent.name, 'the pipeline'))}"
-            " (run that rule first)"
-        )
-    return path
-
-
-def read_outcomes(
-    results_dir: Path,
-    run: tuple[str, str, str],
-    attacks: list[str],
-    stability: bool = False,
-    system: bool = False,
-) -> RunOutcomes:
-    """The per-example outcome tables of one run (every attack's outcomes concatenated);
-    ``stability`` / ``system``: also read the perturbation and system-noise outcomes."""
-    folder = results_dir.joinpath(*run)
-    adversarial = [
-        read_frame(_require(folder / "adversarial" / f"{name}.parquet")) for name in attacks
-    ]
-    return RunOutcomes(
-        clean=read_frame(_require(folder / "clean.parquet")),
-        adversarial=pd.concat(adversarial, ignore_index=True) if adversarial else pd.DataFrame(),
-        natural=read_frame(_require(folder / "natural.parquet")),
-        stability=read_frame(_require(folder / "stability.parquet")) if stability else None,
-        system=read_frame(_require(folder / "system.parquet")) if system else None,
-    )
-
-
 def transfer_rows(results_dir: Path, runs: list[tuple[str, str, str]]) -> pd.DataFrame:
     """``results/transfer.parquet`` rows of every target run."""
     frames = []
     for run in runs:
         folder = results_dir.joinpath(*run)
-        outcomes = read_frame(_require(folder / "transfer.parquet"))
-        clean = read_frame(_require(folder / "clean.parquet"))
+        outcomes = read_frame(require_input(folder / "transfer.parquet"))
+        clean = read_frame(require_input(folder / "clean.parquet"))
         frames.append(transfer_asr(*run, outcomes, clean))
     return finalize_transfer(frames)
 
 
-def read_card(models_dir: Path, run: tuple[str, str, str]) -> dict[str, Any]:
-    """A run's ``card.json``; the error names the file and the missing key."""
-    path = _require(models_dir.joinpath(*run) / "card.json")
-    card = json.loads(path.read_text())
-    for key in ("params", "macs", "trainable_params", "family"):
-        if key not in card:
-            raise ValueError(f"{path}: lacks key {key!r}; rerun stages.train for this run")
-    return card
+CARD_KEYS = ("params", "macs", "trainable_params", "family")
+
+
+def imagenet_c_warnings(outcomes: dict[tuple[str, str, str], RunOutcomes]) -> list[str]:
+    """One warning per dataset whose runs evaluated some but not all 15 ImageNet-C corruptions."""
+    total = len(CORRUPTION_SETS[IMAGENET_C])
+    messages = []
+    for run, out in outcomes.items():
+        evaluated = set(out.natural["corruption"].astype(str)) if len(out.natural) else set()
+        missing = missing_corruptions(evaluated, IMAGENET_C)
+        if 0 < len(missing) < total:
+            messages.append(
+                f"warning: {run[0]}: the {IMAGENET_C} rows (mce, relative_mce, "
+                f"mce_unnormalised, accuracy) average {total - len(missing)} of the {total} "
+                "ImageNet-C "
+                f"corruptions (missing: {', '.join(missing)}); they are not comparable with "
+                "published mCE values"
+            )
+    return sorted(set(messages))
 
 
 def aggregate(
@@ -135,6 +99,8 @@ def aggregate(
                 f"mce/relative_mce/ce rows for {dataset} are left out",
                 file=sys.stderr,
             )
+    for message in imagenet_c_warnings(outcomes):
+        print(message, file=sys.stderr)
     frames = []
     for run in runs:
         dataset = run[0]
@@ -143,8 +109,8 @@ def aggregate(
             run_metrics(
                 *run,
                 outcomes[run],
-                card=read_card(models_dir, run),
-                history=read_frame(_require(models_dir.joinpath(*run) / "history.parquet")),
+                card=read_card(require_input(models_dir.joinpath(*run) / "card.json"), CARD_KEYS),
+                history=read_frame(require_input(models_dir.joinpath(*run) / "history.parquet")),
                 baseline=outcomes.get(base_run) if base_run else None,
             )
         )
@@ -173,7 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--system", action="store_true", help="read each run's system.parquet")
     parser.add_argument("--out-metrics", type=Path, required=True)
-    parser.add_argument("--out-json", type=Path, required=True)
     parser.add_argument("--out-transfer", type=Path, default=None, help="results/transfer.parquet")
     args = parser.parse_args(argv)
     baselines: dict[str, tuple[str, str]] = {}
@@ -193,7 +158,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.out_transfer is not None:
         write_frame(transfer_rows(args.results_dir, args.run), args.out_transfer)
     write_metrics(frame, args.out_metrics)
-    write_json(metrics_json(frame), args.out_json)
 
 
 if __name__ == "__main__":

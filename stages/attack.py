@@ -8,8 +8,12 @@ python -m stages.attack --model-dir models/D/A/T --test data/prepared/D/test.par
 Columns: attack, norm, level, eps, index, label, clean_prediction, prediction, correct,
 perturbation (size of x_adv - x in the attack's norm), pixel_min, pixel_max (range of x_adv),
 forward_passes, backward_passes (model passes in examples spent on this (attack, eps), the same
-on every row of the group). Attacks that run their own checks (AutoAttack, Square through
-pyautoattack) store the flags raised as JSON under the table's ``attack_flags`` metadata key.
+on every row of the group), attack_prediction (the prediction on x_adv in the crafting settings,
+what the attack counted; ``prediction`` is the strict fp32 judgement), fooled_by (AutoAttack:
+the stage whose example fooled the model, e.g. ``square``; "" where none did and for attacks
+without stages). Attacks that run their own checks (AutoAttack, Square through
+pyautoattack) store the flags raised as JSON under the table's ``attack_flags`` metadata key,
+and their stages in the order they ran (a JSON list) under ``attack_stages``.
 
 The eps levels are positions in the dataset's list of budgets for the attack's norm, so attacks
 of different norms line up by level.
@@ -22,49 +26,15 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 
 from robustlab.data.images import read_images
-from robustlab.evaluation import AttackOutcome, evaluate_attack, predict
+from robustlab.evaluation import evaluate_attack, predict
 from robustlab.io import write_frame
 from robustlab.noise.adversarial import build_attack
+from robustlab.outcome_tables import outcome_frame
 from stages.common import derived_seed, evaluation_points, json_object, load_eval_model, points_arg
-
-
-def outcome_frame(
-    name: str,
-    level: int,
-    eps: float,
-    index: np.ndarray,
-    labels: np.ndarray,
-    clean: np.ndarray,
-    outcome: AttackOutcome,
-    norm: str,
-) -> pd.DataFrame:
-    """Per-example outcomes of one (attack, eps) in the column layout of the module docstring."""
-    n = len(index)
-    flat = outcome.x_adv.flatten(1)
-    prediction = outcome.prediction.numpy()
-    return pd.DataFrame(
-        {
-            "attack": name,
-            "norm": norm,
-            "level": np.full(n, level, dtype=np.int16),
-            "eps": float(eps),
-            "index": index.astype(np.int64),
-            "label": labels.astype(np.int16),
-            "clean_prediction": clean.astype(np.int16),
-            "prediction": prediction.astype(np.int16),
-            "correct": prediction == labels,
-            "perturbation": outcome.perturbation.numpy(),
-            "pixel_min": flat.amin(1).double().numpy() if n else np.zeros(0),
-            "pixel_max": flat.amax(1).double().numpy() if n else np.zeros(0),
-            "forward_passes": np.full(n, outcome.forward, dtype=np.int64),
-            "backward_passes": np.full(n, outcome.backward, dtype=np.int64),
-        }
-    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -131,8 +101,12 @@ def main(argv: list[str] | None = None) -> None:
     # pyautoattack's own checks (randomness, softmax outputs, zero gradients, ...) fire inside
     # the attack; they travel with the outcomes as table metadata for the sanity stage
     flags = getattr(attack, "flags", None)
-    metadata = {"attack_flags": json.dumps(flags, sort_keys=True)} if flags is not None else None
-    write_frame(pd.concat(frames, ignore_index=True), args.out, metadata=metadata)
+    metadata = {"attack_flags": json.dumps(flags, sort_keys=True)} if flags is not None else {}
+    # the stages of attacks made of stages (AutoAttack), in order: the sanity stage compares
+    # the white-box stages with Square through the fooled_by column
+    if getattr(attack, "stage_names", None):
+        metadata["attack_stages"] = json.dumps(list(attack.stage_names))
+    write_frame(pd.concat(frames, ignore_index=True), args.out, metadata=metadata or None)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""CLAT fine-tuning (seed 002) of a pretrained run; writes weights, history, card, criticality.
+"""CLAT fine-tuning of a pretrained run; writes weights, history, card, criticality.
 
 python -m stages.clat --train data/prepared/D/train.parquet --dataset D --arch A
     --init-dir models/D/A/X --init-epoch N --pretrain-technique X --clat-config '{...}'
@@ -8,14 +8,15 @@ python -m stages.clat --train data/prepared/D/train.parquet --dataset D --arch A
 Starts from X's weights after epoch N: INIT_DIR/pretrain_snapshot.safetensors (written by
 stages.train --snapshot-epoch N; its card must record N), or INIT_DIR/model.safetensors when N
 is X's last epoch. history.parquet
-holds X's rows for epochs 1..N followed by the CLAT epochs N+1, N+2, ...; the criticality table
-has one row per layer and measurement. Resumable through OUT_DIR/checkpoint.safetensors.
+holds X's rows for epochs 1..N followed by the CLAT epochs N+1, N+2, ... (with lam, train_ce,
+train_feature_loss, train_weighted_feature_loss); the criticality table has one row per
+candidate layer and measurement; the card records the lambda used (``lam``; calibrated with
+``lam: auto``, see ``lam_calibration``). Resumable through OUT_DIR/checkpoint.safetensors.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -33,8 +34,14 @@ from robustlab.models.store import build_from_spec, save_weights
 from robustlab.seeding import default_device, seed_everything
 from robustlab.training.clat import ClatConfig, ClatResult, fit_clat
 from robustlab.training.config import TrainConfig
-from stages.common import json_object, library_versions, set_threads
-from stages.train import snapshot_path, split_train_val
+from stages.common import (
+    json_object,
+    library_versions,
+    read_card,
+    set_threads,
+    snapshot_path,
+    split_train_val,
+)
 
 CRITICALITY_SCHEMA = pa.schema(
     [
@@ -77,7 +84,7 @@ def read_init_card(args: argparse.Namespace) -> dict[str, Any]:
     path = args.init_dir / "card.json"
     if not path.exists():
         raise _fail(f"{path}: missing; run stages.train for {args.pretrain_technique} first")
-    card = json.loads(path.read_text())
+    card = read_card(path, required=())
     if card.get("arch") != args.arch or card.get("technique") != args.pretrain_technique:
         raise _fail(
             f"{path} is {card.get('arch')}/{card.get('technique')}, not "
@@ -124,6 +131,8 @@ def joined_history(init_dir: Path, epoch: int, result: ClatResult) -> pd.DataFra
     frame = pd.concat([before, after], ignore_index=True)
     for column in ("selected_layers", "selected_layer_names", "selected_criticality"):
         frame[column] = frame[column].astype("string")
+    for column in ("lam", "train_ce", "train_feature_loss", "train_weighted_feature_loss"):
+        frame[column] = frame[column].astype("float64")
     frame["epoch"] = frame["epoch"].astype("int64")
     frame["trainable_params"] = frame["trainable_params"].astype("int64")
     return frame
@@ -175,12 +184,15 @@ def main(argv: list[str] | None = None) -> None:
     write_table(criticality_table(result), args.criticality_out)
     h, c = spec["image_size"], spec["in_channels"]
     selected = [result.layers[i] for i in result.selection]
+    settings = {**asdict(clat), "lam": result.lam, "reselect_every": clat.period}
     out_card = {
         "dataset": args.dataset,
         "arch_name": card.get("arch_name", args.arch),
         "technique": f"{args.pretrain_technique}+clat",
-        "technique_config": asdict(clat),
+        "technique_config": settings,
         "clat_config": asdict(clat),
+        "lam": result.lam,
+        "lam_calibration": result.calibration,
         "pretrain_technique": args.pretrain_technique,
         "pretrain_technique_config": card.get("technique_config", {}),
         "pretrain_epoch": args.init_epoch,
@@ -190,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         "params": count_params(model),
         "trainable_params": result.trainable_params,
         "layers": len(result.layers),
+        "candidate_layers": [layer.name for layer in result.layers],
         "selected_layers": [layer.index for layer in selected],
         "selected_layer_names": [layer.name for layer in selected],
         "macs": count_macs(model, (c, h, h)),

@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from robustlab.data.images import ImageSet, read_images, write_images
 from robustlab.noise.natural import corrupt_chunks, corruption_names, corruption_seed
-from stages.common import set_threads
-from stages.perturb import add_subset_arguments, select_images
+from stages.common import add_subset_arguments, select_images, set_threads
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

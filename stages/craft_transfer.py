@@ -25,7 +25,14 @@ from robustlab.data.images import read_images
 from robustlab.evaluation import attack_examples, predict
 from robustlab.io import atomic_path
 from robustlab.noise.adversarial import build_attack
-from stages.common import derived_seed, evaluation_points, json_object, load_eval_model, points_arg
+from stages.common import (
+    derived_seed,
+    evaluation_points,
+    json_object,
+    load_eval_model,
+    points_arg,
+    read_card,
+)
 
 
 def parse_craft(text: str) -> tuple[str, int, float]:
@@ -65,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         except (KeyError, TypeError, ValueError) as err:
             raise SystemExit(f"stages.craft_transfer: attack {name}: {err}") from None
 
-    card = json.loads((args.model_dir / "card.json").read_text())
+    card = read_card(args.model_dir / "card.json", required=())
     model, device = load_eval_model(args.model_dir, args.threads)
     data = read_images(args.test)
     rows = evaluation_points(data.labels, args.points, args.seed)

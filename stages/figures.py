@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages.report import add_input_arguments, read_inputs
+from stages.common import add_input_arguments, read_inputs
 
 
 def main(argv: list[str] | None = None) -> None:

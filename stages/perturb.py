@@ -18,52 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from robustlab.data.images import ImageSet, read_images, write_images
-from robustlab.data.subset import stratified_subset
 from robustlab.noise.stability import (
     perturbation_names,
     perturbation_schedule,
     perturbation_sequence,
 )
-from stages.common import set_threads
-
-SUBSETS = ("first", "stratified")
-
-
-def add_subset_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--max-images`` and ``--subset``, shared by the noise-generating stages."""
-    parser.add_argument(
-        "--max-images", type=int, default=None, help="keep at most this many test images"
-    )
-    parser.add_argument(
-        "--subset",
-        choices=SUBSETS,
-        default="first",
-        help="first: the N smallest indices; stratified: class-balanced, drawn with --seed",
-    )
-
-
-def select_images(
-    data: ImageSet, max_images: int | None, subset: str, seed: int, prog: str
-) -> ImageSet:
-    """The images of ``data`` sorted by index, cut to ``max_images`` as ``subset`` says."""
-    order = np.argsort(data.index, kind="stable")
-    if max_images is not None:
-        if max_images < 1:
-            raise SystemExit(f"{prog}: --max-images must be >= 1, got {max_images}")
-        if subset == "first":
-            order = order[:max_images]
-        else:
-            try:
-                order = order[stratified_subset(data.labels[order], max_images, seed)]
-            except ValueError as err:
-                raise SystemExit(f"{prog}: --max-images {max_images}: {err}") from None
-    return ImageSet(
-        images=data.images[order],
-        labels=data.labels[order],
-        index=data.index[order],
-        class_names=data.class_names,
-        source_checksum=data.source_checksum,
-    )
+from stages.common import add_subset_arguments, select_images, set_threads
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

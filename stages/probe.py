@@ -34,7 +34,7 @@ from robustlab.noise.adversarial import (
     outputs_look_like_logits,
     random_noise_examples,
 )
-from stages.attack import outcome_frame
+from robustlab.outcome_tables import outcome_frame
 from stages.common import derived_seed, evaluation_points, json_object, load_eval_model
 
 DEFAULTS = {

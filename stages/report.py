@@ -3,8 +3,10 @@
 python -m stages.report --metrics results/metrics.parquet --figures-dir reports/figures
     --out reports/index.html [--models-dir models --results-dir results --run D/A/T ...]
     [--sanity results/sanity.parquet] [--transfer results/transfer.parquet]
+    [--comparisons results/comparisons.parquet]
     [--test-tables data/prepared/D/test.parquet ...] [--attack-norm NAME=NORM ...]
     [--git-revision REV] [--params-hash HASH] [--params-file params.yaml] [--title TEXT]
+    [--config-note TEXT ...]
 
 Reads, per run, ``models/{run}/card.json`` and ``history.parquet`` and, for ``X+clat`` runs,
 ``results/{run}/criticality.parquet`` (and X's history when present). Without ``--run``, the
@@ -19,115 +21,14 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
-import pyarrow.parquet as pq
-
-from robustlab.io import atomic_path, read_frame
-from robustlab.metrics.table import validate_metrics_frame
-from robustlab.report.data import DatasetInfo, ReportData, Run, dataset_info
-from robustlab.report.plan import CLAT_SUFFIX
+from robustlab.io import atomic_path
+from stages.common import add_input_arguments, read_inputs
 
 VERSIONED = ("robustlab", "torch", "numpy", "pandas", "pyarrow", "matplotlib", "scipy")
-
-
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options naming the tables both the figures and the report stage read."""
-    parser.add_argument("--metrics", type=Path, required=True, help="results/metrics.parquet")
-    parser.add_argument("--transfer", type=Path, default=None, help="results/transfer.parquet")
-    parser.add_argument("--sanity", type=Path, default=None, help="results/sanity.parquet")
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--results-dir", type=Path, default=Path("results"))
-    parser.add_argument(
-        "--run",
-        action="append",
-        default=None,
-        metavar="D/A/T",
-        help="a run (repeat); default: every run of the metrics table",
-    )
-    parser.add_argument(
-        "--attack-norm",
-        action="append",
-        default=[],
-        metavar="NAME=NORM",
-        help="an attack's norm (linf, l2, l1), for axis labels",
-    )
-
-
-def _run(text: str) -> Run:
-    parts = text.split("/")
-    if len(parts) != 3 or not all(parts):
-        raise SystemExit(f"--run {text!r}: expected dataset/arch/technique")
-    return (parts[0], parts[1], parts[2])
-
-
-def read_card(path: Path) -> dict[str, Any]:
-    """A model card; ``arch`` becomes the run's (variant) name, ``arch_base`` the registered
-    architecture. The error names a missing file or key."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing; it is written by stages.train")
-    card = json.loads(path.read_text())
-    for key in ("arch", "family"):
-        if key not in card:
-            raise ValueError(f"{path}: lacks key {key!r}; rerun stages.train for this run")
-    return {**card, "arch_base": card["arch"], "arch": card.get("arch_name", card["arch"])}
-
-
-def _attack_norms(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        name, sep, norm = item.partition("=")
-        if not sep or norm.lower() not in ("linf", "l2", "l1"):
-            raise SystemExit(f"--attack-norm {item!r}: expected NAME=linf, NAME=l2 or NAME=l1")
-        out[name] = norm.lower()
-    return out
-
-
-def read_inputs(args: argparse.Namespace, test_tables: list[Path] | None = None) -> ReportData:
-    """Every table and card the figures and the report are drawn from."""
-    metrics = read_frame(args.metrics)
-    try:
-        validate_metrics_frame(metrics)
-    except ValueError as err:
-        raise ValueError(f"{args.metrics}: {err}; rerun stages.aggregate") from err
-    data = ReportData(metrics=metrics, attack_norms=_attack_norms(args.attack_norm))
-    runs = [_run(r) for r in args.run] if args.run else data.runs
-    for run in runs:
-        model_dir = args.models_dir.joinpath(*run)
-        data.cards[run] = read_card(model_dir / "card.json")
-        if (model_dir / "history.parquet").exists():
-            data.histories[run] = read_frame(model_dir / "history.parquet")
-        if run[2].endswith(CLAT_SUFFIX):
-            data.criticality[run] = read_frame(
-                args.results_dir.joinpath(*run) / "criticality.parquet"
-            )
-            if run not in data.histories:
-                raise FileNotFoundError(
-                    f"{model_dir / 'history.parquet'}: missing; it is written by stages.clat"
-                )
-            base = (run[0], run[1], run[2][: -len(CLAT_SUFFIX)])
-            base_history = args.models_dir.joinpath(*base) / "history.parquet"
-            if base not in data.histories and base_history.exists():
-                data.histories[base] = read_frame(base_history)
-    if args.transfer is not None:
-        data.transfer = read_frame(args.transfer)
-    if args.sanity is not None:
-        data.sanity = read_frame(args.sanity)
-    for path in test_tables or []:
-        data.datasets[path.parent.name] = read_dataset_info(path)
-    return data
-
-
-def read_dataset_info(path: Path) -> DatasetInfo:
-    """Row count and schema metadata of a prepared test table (images are not read)."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: missing; it is written by stages.prepare")
-    parquet = pq.ParquetFile(path)
-    return dataset_info(parquet.schema_arrow.metadata or {}, parquet.metadata.num_rows)
 
 
 def library_versions() -> dict[str, str]:
@@ -172,6 +73,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--git-revision", default=None)
     parser.add_argument("--params-hash", default=None)
     parser.add_argument("--params-file", type=Path, default=None)
+    parser.add_argument(
+        "--config-note",
+        action="append",
+        default=[],
+        help="what resolving params.yaml adjusted (e.g. a subset size above its split); repeatable",
+    )
     parser.add_argument("--title", default="robustlab report")
     args = parser.parse_args(argv)
 
@@ -184,6 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         provenance["git revision"] = args.git_revision
     if args.params_hash is not None:
         provenance["params hash"] = args.params_hash
+    if args.config_note:
+        provenance["configuration notes"] = "; ".join(args.config_note)
     params_text = None
     if args.params_file is not None:
         if not args.params_file.exists():

@@ -3,8 +3,9 @@
 python -m stages.sanity --results-dir results --run D/A/T [...] --attack fgsm [...]
     --reference pgd_linf --settings '{"tolerance_se": 2, ...}' --out results/sanity.parquet
 
-Reads per run ``clean.parquet``, ``adversarial/{attack}.parquet``, ``probes.parquet``,
-``probes.json`` and (where present) ``transfer.parquet``. Columns: dataset, arch, technique,
+Reads per run ``clean.parquet``, ``adversarial/{attack}.parquet`` (with its ``attack_flags``
+and ``attack_stages`` metadata), ``probes.parquet``, ``probes.json`` and (where present)
+``transfer.parquet``. Columns: dataset, arch, technique,
 check, passed, value, threshold, detail (robustlab.metrics.sanity). A failed check is a row
 with passed = false, shown in the report; it does not stop the pipeline.
 """
@@ -21,8 +22,7 @@ import pyarrow.parquet as pq
 
 from robustlab.io import read_frame, write_frame
 from robustlab.metrics.sanity import SANITY_COLUMNS, SanitySettings, sanity_rows
-from stages.aggregate import parse_run
-from stages.common import json_object
+from stages.common import json_object, parse_run
 
 SETTING_KEYS = ("tolerance_se", "large_eps", "standard_max_accuracy", "max_zero_gradient_share")
 # the flags of pyautoattack's checks reach the sanity table from the AutoAttack job's outcomes
@@ -39,6 +39,17 @@ def attack_flags(folder: Path, attacks: list[str]) -> list[str] | None:
             found = (found or []) + [
                 f"{name}: {key}: {text}" for key, text in sorted(flags.items())
             ]
+    return found
+
+
+def attack_stages(folder: Path, attacks: list[str]) -> dict[str, list[str]]:
+    """The stages of the attacks made of stages (AutoAttack), from their ``attack_stages``."""
+    found = {}
+    for name in attacks:
+        metadata = pq.read_schema(folder / "adversarial" / f"{name}.parquet").metadata or {}
+        raw = metadata.get(b"attack_stages")
+        if raw is not None:
+            found[name] = list(json.loads(raw))
     return found
 
 
@@ -72,6 +83,7 @@ def run_checks(
         (run[1], run[2]),
         reference,
         settings,
+        attack_stages(folder, attacks),
     )
     return rows.assign(dataset=run[0], arch=run[1], technique=run[2])
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from robustlab.data.images import ImageSet, read_images, write_images
 from robustlab.noise.system import FORMATS, GRIDS, system_noise
-from stages.perturb import add_subset_arguments, select_images
+from stages.common import add_subset_arguments, select_images
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

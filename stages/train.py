@@ -20,33 +20,20 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from robustlab.data.images import ImageSet, read_images
-from robustlab.data.subset import stratified_subset
+from robustlab.data.images import read_images
 from robustlab.io import write_frame, write_json
 from robustlab.models import architecture_family, count_macs, count_params
 from robustlab.models.store import build_from_spec, model_spec, save_weights
 from robustlab.seeding import default_device, seed_everything
 from robustlab.training.loop import TrainConfig, fit
 from robustlab.training.techniques import build_technique
-from stages.common import json_object, library_versions, set_threads
-
-
-def snapshot_path(out_dir: Path) -> Path:
-    """Where the weights after the --snapshot-epoch are written (read by stages.clat); the
-    epoch is recorded as ``snapshot_epochs`` in the card."""
-    return Path(out_dir) / "pretrain_snapshot.safetensors"
-
-
-def split_train_val(
-    data: ImageSet, val_size: int, seed: int
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """(train, val) tensors: a stratified subset of ``val_size`` images, drawn with ``seed``, is
-    held out for per-epoch validation (stages.clat holds out the same images)."""
-    x, y = data.tensors()
-    val_idx = torch.from_numpy(stratified_subset(data.labels, val_size, seed=seed))
-    is_val = torch.zeros(len(x), dtype=torch.bool)
-    is_val[val_idx] = True
-    return (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
+from stages.common import (
+    json_object,
+    library_versions,
+    set_threads,
+    snapshot_path,
+    split_train_val,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -1,4 +1,4 @@
-"""CLAT (seed 002): layer order, Eq. 5-6 by hand, selection, freezing, schedule, resume."""
+"""CLAT: layer order, Eq. 5-6 by hand, selection, freezing, schedule, resume."""
 
 from __future__ import annotations
 
@@ -42,16 +42,20 @@ class _Toy(nn.Module):
         return self.head(self.conv_b(self.bn(self.conv_a(x))).flatten(1))
 
 
-def test_layers_are_conv_and_linear_modules_in_forward_order():
-    layers = forward_order_layers(_Toy(), torch.rand(2, 1, 2, 2))
+def test_layers_are_candidate_modules_in_forward_order():
+    layers = forward_order_layers(_Toy(), torch.rand(2, 1, 2, 2), "all")
     assert [(layer.index, layer.name) for layer in layers] == [
         (1, "conv_a"),
         (2, "conv_b"),
         (3, "head"),
     ]
+    main = forward_order_layers(_Toy(), torch.rand(2, 1, 2, 2))
+    assert [(layer.index, layer.name) for layer in main] == [(1, "conv_a"), (2, "conv_b")]
     small = build_model("small_cnn", 3, 1, 8, width=4, hidden=8)
-    names = [layer.name for layer in forward_order_layers(small, torch.rand(1, 1, 8, 8))]
+    names = [layer.name for layer in forward_order_layers(small, torch.rand(1, 1, 8, 8), "all")]
     assert names == ["net.features.0", "net.features.3", "net.classifier.1", "net.classifier.3"]
+    names = [layer.name for layer in forward_order_layers(small, torch.rand(1, 1, 8, 8))]
+    assert names == ["net.features.0", "net.features.3"]
 
 
 def test_weakness_and_criticality_formulas_by_hand():
@@ -95,6 +99,9 @@ def test_top_k_by_count_and_fraction():
     assert top_k(crit, 2) == [1, 3]  # ties go to the earlier layer
     assert layer_count(2, 40) == 2
     assert layer_count(0.05, 40) == 2 and layer_count(0.05, 4) == 1
+    # rounded up: 0.05 x 33 = 1.65 -> 2, 0.05 x 49 = 2.45 -> 3; 0.05 x 120 = 6.000000000000001
+    # in floating point stays 6
+    assert [layer_count(0.05, n) for n in (17, 33, 49, 69, 120)] == [1, 2, 3, 4, 6]
     with pytest.raises(ValueError, match="whole number"):
         layer_count(2.5, 40)
     with pytest.raises(ValueError, match="asks for"):
@@ -149,7 +156,7 @@ def _pretrained():
 
 
 CONFIG = TrainConfig(batch_size=16, val_pgd_steps=2, amp="none", weight_decay=5e-3)
-CLAT = ClatConfig(epochs=3, k=2, reselect_every=2, eps=0.1, steps=2, criticality_batch=16)
+CLAT = ClatConfig(epochs=3, k=2, lam=0.1, reselect_every=2, eps=0.1, steps=2, criticality_batch=16)
 
 
 def test_frozen_parameters_and_statistics_stay_bit_identical():
@@ -248,7 +255,7 @@ def test_fast_clat_runs_with_channels_last_and_bf16():
             assert torch.equal(value, before[name]), name
 
 
-def test_selection_can_be_restricted_to_convolutions():
+def test_selection_from_every_convolution_or_every_layer():
     crit = [0.5, 3.0, 1.0, 9.0, 2.0]
     assert top_k(crit, 2, eligible=[0, 1, 2, 4]) == [1, 4]
     assert select_layers("dynamic", crit, 1, None, eligible=[0, 2]) == [2]
@@ -258,5 +265,9 @@ def test_selection_can_be_restricted_to_convolutions():
     clat = ClatConfig(**{**CLAT.__dict__, "epochs": 1, "k": 1, "select_from": "conv"})
     result = fit_clat(_pretrained(), _data(32, 0), _data(12, 1), clat, CONFIG, 0, progress=False)
     assert isinstance(result.layers[result.selection[0]].module, nn.Conv2d)
+    assert any("shortcut" in layer.name for layer in result.layers)
+    clat = ClatConfig(**{**CLAT.__dict__, "epochs": 1, "k": 1, "select_from": "all"})
+    result = fit_clat(_pretrained(), _data(32, 0), _data(12, 1), clat, CONFIG, 0, progress=False)
+    assert result.layers[-1].name.endswith("fc") or isinstance(result.layers[-1].module, nn.Linear)
     with pytest.raises(ValueError, match="select_from"):
         ClatConfig(select_from="linear")

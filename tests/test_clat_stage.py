@@ -134,8 +134,11 @@ def test_clat_card_weights_and_criticality_table(runs):
     assert not (out / "checkpoint.safetensors").exists()
     card = json.loads((out / "card.json").read_text())
     assert card["technique"] == "pgd_at+clat" and card["pretrain_epoch"] == 1
-    assert card["clat_config"]["k"] == 1 and card["layers"] == 4
-    sizes = {1: 1 * 4 * 9 + 4, 2: 4 * 8 * 9 + 8, 3: 8 * 2 * 2 * 8 + 8, 4: 8 * 3 + 3}
+    # candidates: small_cnn's two main-path convolutions (the classifier's Linears are out)
+    assert card["clat_config"]["k"] == 1 and card["layers"] == 2
+    assert card["candidate_layers"] == ["net.features.0", "net.features.3"]
+    assert card["lam"] == card["technique_config"]["lam"]
+    sizes = {1: 1 * 4 * 9 + 4, 2: 4 * 8 * 9 + 8}
     assert card["trainable_params"] == sizes[card["selected_layers"][0]]
     assert card["trainable_params"] < card["params"]
     load_model(out / "model.safetensors")  # loadable with its own card
@@ -157,7 +160,7 @@ def test_clat_card_weights_and_criticality_table(runs):
         "double",
         "bool",
     ]
-    assert sorted(set(table["epoch"])) == [2, 3] and len(table) == 8
+    assert sorted(set(table["epoch"])) == [2, 3] and len(table) == 4
     assert table.groupby("epoch")["selected"].sum().tolist() == [1, 1]
 
 

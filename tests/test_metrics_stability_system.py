@@ -1,5 +1,5 @@
 """Flip probability / flip rate and system-noise metrics on hand-computed tables, and the
-stages.evaluate_images CLI end to end."""
+stages.evaluate CLI on perturbation and system-noise tables end to end."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from robustlab.metrics.stability import (
 from robustlab.metrics.system import population_std, system_metrics
 from robustlab.models import build_model
 from robustlab.models.store import load_model, model_spec, save_weights
-from stages import evaluate_images as evaluate_stage
+from stages import evaluate as evaluate_stage
 from stages import perturb as perturb_stage
 from stages import system_noise as system_stage
 
@@ -77,11 +77,15 @@ def test_flip_probability_hand_computed() -> None:
     assert got[("gaussian_noise", "flip_probability")] == pytest.approx(50.0)
     assert got[("all_perturbations", "mean_flip_probability")] == pytest.approx((200 / 3 + 50) / 2)
     assert rows["level"].isna().all()
+    # n: sequences per perturbation, distinct images (0 and 1) for the mean, not 2 + 2.
     assert rows.set_index("noise")["n"].to_dict() == {
         "gaussian_noise": 2,
         "rotate": 2,
-        "all_perturbations": 4,
+        "all_perturbations": 2,
     }
+    # An image in one perturbation only counts once more: images 0, 1, 5.
+    more = pd.concat([MODEL, sequences("rotate", {5: [1, 1, 1, 1]})], ignore_index=True)
+    assert flip_probability_metrics(more).set_index("noise")["n"]["all_perturbations"] == 3
 
 
 def test_flip_probability_ignores_row_order_and_uses_the_named_noise_kinds() -> None:
@@ -101,6 +105,26 @@ def test_flip_rate_hand_computed() -> None:
     assert got[("all_perturbations", "mfr")] == pytest.approx(275.0)
     self_rates = values(flip_rate_metrics(MODEL, MODEL))
     assert self_rates[("all_perturbations", "mfr")] == pytest.approx(100.0)
+
+
+def test_flip_rate_compares_the_sequences_both_runs_have() -> None:
+    # The baseline also has rotate image 2 ([0,1,0,1]: FP 1) and the model gaussian_noise image 7
+    # ([1,2,2,2]: 3/3). Unjoined, FR rotate would be 100 (2/3) / ((0 + 1/3 + 1) / 3) = 150 and FR
+    # gaussian 100 ((0 + 1 + 1) / 3) / (1/3) = 200; joined on images 0 and 1 they stay 400 and 150.
+    base = pd.concat([BASELINE, sequences("rotate", {2: [0, 1, 0, 1]})], ignore_index=True)
+    model = pd.concat([MODEL, sequences("gaussian_noise", {7: [1, 2, 2, 2]})], ignore_index=True)
+    rows = flip_rate_metrics(model, base)
+    got = values(rows)
+    assert got[("rotate", "flip_rate")] == pytest.approx(400.0)
+    assert got[("gaussian_noise", "flip_rate")] == pytest.approx(150.0)
+    assert got[("all_perturbations", "mfr")] == pytest.approx(275.0)
+    assert rows.set_index("noise")["n"].to_dict() == {
+        "gaussian_noise": 2,
+        "rotate": 2,
+        "all_perturbations": 2,
+    }
+    # No shared image at all: no rows, nothing invented.
+    assert flip_rate_metrics(sequences("rotate", {9: [1, 2]}), BASELINE).empty
 
 
 def test_flip_rate_zero_baseline_is_nan_and_only_shared_perturbations_count() -> None:
@@ -145,7 +169,9 @@ def test_system_metrics_hand_computed() -> None:
     assert got[("all_variants", "mean_accuracy")] == pytest.approx(75.0)
     assert got[("all_variants", "std_accuracy")] == pytest.approx(math.sqrt(1250 / 3))
     assert got[("all_variants", "nsd")] == pytest.approx(-math.sqrt(1250 / 3))
-    assert rows.set_index(["noise", "metric"])["n"][("all_variants", "nsd")] == 12
+    # n: the 4 distinct images behind every variant, not 3 variants x 4 images.
+    assert rows.set_index(["noise", "metric"])["n"][("all_variants", "nsd")] == 4
+    assert rows.set_index(["noise", "metric"])["n"][("a", "accuracy")] == 4
     assert rows["level"].isna().all()
 
 
@@ -163,7 +189,7 @@ def test_system_metrics_errors() -> None:
         system_metrics(doubled)
 
 
-# --- stages.evaluate_images end to end ---------------------------------------------------------
+# --- stages.evaluate end to end -----------------------------------------------------------------
 
 
 def model_dir(tmp_path, size: int = 8, channels: int = 3):
@@ -192,7 +218,7 @@ def prepared(tmp_path, size: int = 8) -> ImageSet:
     return clean
 
 
-def test_evaluate_images_on_perturbation_tables(tmp_path) -> None:
+def test_evaluate_on_perturbation_tables(tmp_path) -> None:
     folder = model_dir(tmp_path)
     prepared(tmp_path)
     tables = []
@@ -205,8 +231,8 @@ def test_evaluate_images_on_perturbation_tables(tmp_path) -> None:
         tables.append(str(out))
     result = tmp_path / "results" / "perturbation.parquet"
     evaluate_stage.main(
-        ["--model-dir", str(folder), "--noisy", *tables, "--batch-size", "5", "--no-progress"]
-        + ["--out", str(result)]
+        ["--model-dir", str(folder), "--table", str(result), *tables, "--batch-size", "5"]
+        + ["--no-progress"]
     )
     frame = pq.read_table(result).to_pandas()
     assert list(frame.columns) == [
@@ -234,7 +260,7 @@ def test_evaluate_images_on_perturbation_tables(tmp_path) -> None:
     assert rows["value"].between(0, 100).all()
 
 
-def test_evaluate_images_on_a_system_table(tmp_path) -> None:
+def test_evaluate_on_a_system_table(tmp_path) -> None:
     folder = model_dir(tmp_path)
     prepared(tmp_path)
     table = tmp_path / "noisy" / "system.parquet"
@@ -244,7 +270,7 @@ def test_evaluate_images_on_a_system_table(tmp_path) -> None:
     )
     result = tmp_path / "system.parquet"
     evaluate_stage.main(
-        ["--model-dir", str(folder), "--noisy", str(table), "--no-progress", "--out", str(result)]
+        ["--model-dir", str(folder), "--table", str(result), str(table), "--no-progress"]
     )
     frame = pq.read_table(result).to_pandas()
     assert list(frame.columns)[:3] == ["variant", "decoder", "resize"]
@@ -253,7 +279,7 @@ def test_evaluate_images_on_a_system_table(tmp_path) -> None:
     assert len(rows) == 12 + 3
 
 
-def test_evaluate_images_errors(tmp_path) -> None:
+def test_evaluate_errors(tmp_path, capsys) -> None:
     folder = model_dir(tmp_path)
     prepared(tmp_path)
     rotate = tmp_path / "rotate.parquet"
@@ -267,18 +293,21 @@ def test_evaluate_images_errors(tmp_path) -> None:
         + ["--out", str(system)]
     )
     out = tmp_path / "out.parquet"
-    base = ["--model-dir", str(folder), "--out", str(out), "--no-progress"]
+    base = ["--model-dir", str(folder), "--no-progress", "--table", str(out)]
     with pytest.raises(SystemExit, match="system.parquet has extra columns"):
-        evaluate_stage.main([*base, "--noisy", str(rotate), str(system)])
+        evaluate_stage.main([*base, str(rotate), str(system)])
     with pytest.raises(SystemExit, match="nothing.parquet: no such image table"):
-        evaluate_stage.main([*base, "--noisy", str(tmp_path / "nothing.parquet")])
-    with pytest.raises(SystemExit, match="--batch-size must be >= 1"):
-        evaluate_stage.main([*base, "--noisy", str(rotate), "--batch-size", "0"])
+        evaluate_stage.main([*base, str(tmp_path / "nothing.parquet")])
+    with pytest.raises(SystemExit, match="2"):  # argparse's usage error
+        evaluate_stage.main([*base, str(rotate), "--batch-size", "0"])
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
     wrong = tmp_path / "wrong"
     wrong.mkdir()
     big = model_dir(wrong, size=16)
-    with pytest.raises(SystemExit, match="images are 8x8x3 but the model .* expects 16x16x3"):
+    with pytest.raises(SystemExit, match="images are 8x8x3 but the model expects 16x16x3"):
         evaluate_stage.main(
-            ["--model-dir", str(big), "--noisy", str(rotate), "--out", str(out), "--no-progress"]
+            ["--model-dir", str(big), "--table", str(out), str(rotate), "--no-progress"]
         )
     assert not out.exists()
+    evaluate_stage.main([*base, str(rotate)])  # the same call on tables of one kind succeeds
+    assert len(pq.read_table(out)) == 4 * 2

@@ -141,3 +141,64 @@ def test_robust_scaling_rejects_bad_targets():
         robust_scaling(0)
     with pytest.raises(ValueError, match="depth_ratio"):
         robust_scaling(1e9, depth_ratio=1.5)
+
+
+def _se_block(se: str, block: str = "bottleneck", preact: bool = True, in_ch: int = 32):
+    from robustlab.models.robust_resnet import ResidualBlock, robust_block_config
+
+    cfg = robust_block_config(
+        block, preact=preact, se=se, se_reduction=4, scales=1, cardinality=1, base_width=64
+    )
+    torch.manual_seed(0)
+    return ResidualBlock(in_ch, 16, 2, 3, cfg)
+
+
+def test_se_integration_variants_structure_and_parameter_count():
+    # bottleneck 32 -> planes 16 (mid 16, out 64), stride 2; SE weights 2 x C x C/4, no bias
+    base = sum(p.numel() for p in _se_block("none").parameters())
+    extra = {
+        se: sum(p.numel() for p in _se_block(se).parameters()) - base
+        for se in ("standard", "pre", "identity", "conv3x3", "residual")
+    }
+    assert extra["standard"] == 2 * 64 * 16  # SE on the 64 output channels
+    assert extra["pre"] == 2 * 32 * 8  # on the 32 input channels
+    assert extra["identity"] == 2 * 32 * 8  # on the skip input, before the projection
+    assert extra["conv3x3"] == 2 * 16 * 4  # after the 3x3 stage, 16 channels
+    assert extra["residual"] == 2 * 64 * 16 + 2 * 64  # plus the SE's batch norm
+    x = torch.rand(2, 32, 8, 8)
+    for se in extra:
+        for block in ("basic", "bottleneck"):
+            for preact in (True, False):
+                out = _se_block(se, block, preact).eval()(x)
+                assert out.shape == (2, 64 if block == "bottleneck" else 16, 4, 4)
+
+
+def test_se_variants_change_the_output_where_they_sit():
+    x = torch.rand(2, 32, 8, 8)
+    plain = _se_block("none").eval()
+    for se in ("pre", "identity", "conv3x3"):
+        block = _se_block(se).eval()
+        block.load_state_dict(plain.state_dict(), strict=False)
+        with torch.no_grad():
+            block.se.fc2.weight.zero_()  # gate 0.5 everywhere: halves what it scales
+        if se == "identity":
+            assert torch.allclose(
+                block(x), plain(x) - 0.5 * plain.shortcut(torch.relu(plain.norm1(x))), atol=1e-5
+            )
+        else:
+            assert not torch.allclose(block(x), plain(x))
+    with pytest.raises(ValueError, match="unknown se"):
+        _se_block("post")
+
+
+def test_se_hidden_activation_is_relu_whatever_the_block_activation():
+    from robustlab.models.robust_resnet import robust_block_config
+
+    model = build_model(
+        "robust_resnet", 10, 3, 32, depths=(1, 1, 1), widths=(1, 1, 1), activation="silu"
+    )
+    se = [m for m in model.modules() if m.__class__.__name__ == "SqueezeExcite"]
+    assert se and all(isinstance(m.act, torch.nn.ReLU) for m in se)
+    assert robust_block_config("bottleneck", se_activation="silu").se_activation == "silu"
+    with pytest.raises(ValueError):
+        robust_block_config("bottleneck", se_activation="swishy")

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from robustlab.metrics.natural import CORRUPTION_SETS
 from robustlab.metrics.table import METRICS_COLUMNS
 from tests.ops_helpers import make_repo, smoke_config, tiny_config, tiny_runs
 from tests.pipeline_helpers import REPO, run
@@ -51,7 +52,7 @@ def test_metrics_table_honours_the_contract(dvc_run):
     schema = pq.read_schema(repo / "results/metrics.parquet")
     assert schema.names == METRICS_COLUMNS
     types = [str(schema.field(c).type) for c in METRICS_COLUMNS]
-    assert types == ["string"] * 5 + ["double", "string", "double", "int64"]
+    assert types == ["string"] * 5 + ["double", "string", "double", "int64", "double", "double"]
     metrics = pd.read_parquet(repo / "results/metrics.parquet")
     runs = {f"{r.dataset}/{r.arch}/{r.technique}" for r in metrics.itertuples()}
     assert runs == set(RUNS)
@@ -70,8 +71,13 @@ def test_metrics_table_honours_the_contract(dvc_run):
     eps = SMOKE["datasets"]["fashion_mnist"]["eps"]
     assert sorted(set(adversarial["level"])) == pytest.approx(sorted(eps))
     assert set(adversarial["noise"]) == set(ATTACKS)
-    natural = metrics[(metrics["family"] == "natural") & (metrics["noise"] != "all_corruptions")]
+    natural = metrics[
+        (metrics["family"] == "natural") & ~metrics["noise"].isin(list(CORRUPTION_SETS))
+    ]
     assert set(natural["noise"]) >= set(SMOKE["corruptions"]["names"])
+    assert metrics.loc[metrics["metric"] == "mce_unnormalised", "noise"].unique().tolist() == [
+        "imagenet_c"
+    ]
     assert set(natural.dropna(subset=["level"])["level"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
     flips = metrics[metrics["metric"] == "flip_probability"]
     assert set(flips["noise"]) == set(SMOKE["perturbations"]["names"])
@@ -131,6 +137,8 @@ def test_sanity_checks_are_stored_and_reported(dvc_run):
         "outputs_are_logits",
         "autoattack_flags",
         "standard_model_broken_by_pgd",
+        "whitebox_not_weaker_than_square",
+        "fooled_confirmed_in_fp32",
     }
     assert expected <= set(sanity["check"])
     html = (repo / "reports/index.html").read_text()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import stages.common
 import stages.figures
 import stages.report
 from robustlab.registry import UnknownNameError
@@ -22,7 +23,7 @@ from robustlab.report import sanity as report_sanity
 from robustlab.report.data import ReportData
 from robustlab.report.figures import FIGURES, draw_figure, write_figures
 from robustlab.report.figures_size import kendall_note
-from robustlab.report.format import format_count, format_percent
+from robustlab.report.format import format_count, format_interval, format_percent
 from robustlab.report.html import render_report
 from robustlab.report.panels import rows_per_dataset
 from robustlab.report.plan import ALL_FIGURES, figure_names, scaling_series, sweep_archs
@@ -49,11 +50,11 @@ def _stage(module: str, *args: str) -> subprocess.CompletedProcess:
 
 def _data(tree: Tree) -> ReportData:
     parser = argparse.ArgumentParser()
-    stages.report.add_input_arguments(parser)
+    stages.common.add_input_arguments(parser)
     sanity = str(tree.root / "results" / "sanity.parquet")
     args = parser.parse_args([*tree.input_args(), "--sanity", sanity])
     test = tree.root / "data" / "prepared" / "fashion_mnist" / "test.parquet"
-    return stages.report.read_inputs(args, [test])
+    return stages.common.read_inputs(args, [test])
 
 
 @pytest.fixture(scope="module")
@@ -251,6 +252,7 @@ class Cells(HTMLParser):
         self.header: list[str] = []
         self.rows: list[tuple[dict, list[tuple[dict, str]]]] = []
         self._cell: tuple[dict, list[str]] | None = None
+        self._ci: list[str] | None = None  # text of the cell's interval span (class "ci")
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         a = dict(attrs)
@@ -258,7 +260,9 @@ class Cells(HTMLParser):
             self.inside = True
         if not self.inside:
             return
-        if tag == "tr":
+        if tag == "span" and a.get("class") == "ci" and self._cell is not None:
+            self._ci = []
+        elif tag == "tr":
             self.rows.append((a, []))
         elif tag in ("td", "th"):
             self._cell = (a, [])
@@ -266,7 +270,10 @@ class Cells(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if not self.inside:
             return
-        if tag in ("td", "th") and self._cell is not None:
+        if tag == "span" and self._ci is not None and self._cell is not None:
+            self._cell[0]["ci-text"] = "".join(self._ci)
+            self._ci = None
+        elif tag in ("td", "th") and self._cell is not None:
             attrs, text = self._cell
             if tag == "th":
                 self.header.append("".join(text))
@@ -277,7 +284,9 @@ class Cells(HTMLParser):
             self.inside = False
 
     def handle_data(self, data: str) -> None:
-        if self._cell is not None:
+        if self._ci is not None:
+            self._ci.append(data)
+        elif self._cell is not None:
             self._cell[1].append(data)
 
 
@@ -301,25 +310,76 @@ def test_every_leaderboard_number_equals_the_metrics_table(full: tuple[Tree, str
             r.noise,
             "" if pd.isna(r.level) else repr(float(r.level)),
             r.metric,
-        ): r.value
+        ): r
         for r in metrics.itertuples(index=False)
     }
     board = table(page, "leaderboard-table")
     assert len(board.rows) == len(tree.runs)
-    checked = 0
+    checked = intervals = 0
     for attrs, cells in board.rows:
         run = tuple(attrs["data-run"].split("/"))
         for cell, text in cells:
             if "data-metric" not in cell:
                 continue
             family, noise, level, metric = cell["data-metric"].split("|")
-            value = lookup[(*run, family, noise, level, metric)]
+            row = lookup[(*run, family, noise, level, metric)]
+            value = row.value
             assert float(cell["data-value"]) == value
             shown = format_count(value) if family == "complexity" else format_percent(value)
             assert text == shown
+            # the 95 % interval is shown under each number that has one, and only there
+            if pd.isna(row.ci_low):
+                assert "ci-text" not in cell and "data-ci-low" not in cell
+            else:
+                assert float(cell["data-ci-low"]) == row.ci_low
+                assert float(cell["data-ci-high"]) == row.ci_high
+                assert cell["ci-text"] == format_interval(row.ci_low, row.ci_high)
+                assert int(cell["data-n"]) == row.n and f"n = {row.n} images" in cell["title"]
+                intervals += 1
             checked += 1
-    # 3 sizes, clean, 2 attacks x 3 eps + AutoAttack, 3 WCAR, 4 corruption, mFP, mFR, 2 system
-    assert checked == len(tree.runs) * 22
+    # 3 sizes, clean, 2 attacks x 3 eps + AutoAttack, 3 WCAR, 4 ImageNet-C (accuracy, mCE,
+    # relative mCE, unnormalised mCE), 1 extras accuracy, mFP, mFR, 2 system
+    assert checked == len(tree.runs) * 23
+    # clean, 7 robust accuracies, 3 WCAR, ImageNet-C, extras and system accuracy carry an interval
+    assert intervals == len(tree.runs) * 14
+
+
+def test_leaderboard_shows_hand_computed_intervals(full: tuple[Tree, str]) -> None:
+    tree, page = full
+    board = table(page, "leaderboard-table")
+    rows = {a["data-run"]: dict(zip(board.header, c, strict=True)) for a, c in board.rows}
+    run = ("fashion_mnist", "wrn_10_2", "standard")
+    c = tree.offsets[run]
+    cell, text = rows["/".join(run)]["clean acc. (%)"]
+    # clean accuracy: N - c of N images correct, so the Wilson interval of that proportion
+    k = N - c
+    z2n = 1.959963984540054**2 / N
+    centre = (k / N + z2n / 2) / (1 + z2n)
+    half = 1.959963984540054 / (1 + z2n) * ((k / N) * (1 - k / N) / N + z2n / (4 * N)) ** 0.5
+    assert cell["ci-text"] == f"[{100 * (centre - half):.1f}, {100 * (centre + half):.1f}]"
+    assert float(cell["data-ci-low"]) == pytest.approx(100 * (centre - half))
+    assert text == f"{100 * k / N:.2f}" and cell["data-n"] == str(N)
+
+
+def test_wcar_coverage_states_attacks_and_n_per_level(full: tuple[Tree, str]) -> None:
+    tree, page = full
+    cover = table(page, "wcar-coverage")
+    rows = [[t for _, t in cells] for _, cells in cover.rows]
+    # the fixture runs AutoAttack at the largest eps only: the smaller levels lack it
+    assert [r[:5] for r in rows] == [
+        ["fashion_mnist", "L-inf", "0.02", "fgsm, pgd_linf", "autoattack"],
+        ["fashion_mnist", "L-inf", "0.05", "fgsm, pgd_linf", "autoattack"],
+        ["fashion_mnist", "L-inf", "0.1", "autoattack, fgsm, pgd_linf", "none"],
+    ]
+    metrics = pd.read_parquet(tree.metrics)
+    wcar = metrics[metrics["metric"] == "wcar"]
+    for row, (_, group) in zip(rows, wcar.groupby("level", sort=True), strict=True):
+        n = group["n"]
+        assert row[5] == (str(n.min()) if n.min() == n.max() else f"{n.min()}–{n.max()}")
+    board = table(page, "leaderboard-table")
+    partial = [c for _, cells in board.rows for c, _ in cells if "partial" in c.get("class", "")]
+    assert len(partial) == 2 * len(tree.runs)  # WCAR at the two smaller eps of every run
+    assert all("autoattack not run at this eps" in c["title"] for c in partial)
 
 
 def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
@@ -335,6 +395,13 @@ def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
     assert row["pgd_linf @ 0.05 (%)"] == f"{100 * (N - c - 6) / N:.2f}"
     assert row["AutoAttack @ 0.1 (%)"] == f"{100 * (N - c - 12) / N:.2f}"
     assert row["params"] == "303.00k" and row["family"] == "CNN"
+    # corruption k of (gaussian_noise, fog, spatter) at severity s keeps images i >= c + s + k:
+    # the ImageNet-C mean over k = 0, 1 and s = 1..3 is 100 (N - c - 2.5) / N; spatter (an
+    # extra, k = 2) is averaged on its own, 100 (N - c - 4) / N, and never enters it.
+    assert row["ImageNet-C acc. (%)"] == f"{100 * (N - c - 2.5) / N:.2f}"
+    assert row["ImageNet-C extra acc. (%)"] == f"{100 * (N - c - 4) / N:.2f}"
+    # the column titles say how many of the set's corruptions the means cover
+    assert "mean corruption error over the 2 of 15 ImageNet-C corruptions evaluated" in page
     assert rows[("vit_tiny", "pgd_at+clat")][3] == "Transformer"
 
 
@@ -428,6 +495,7 @@ def test_provenance_footer(full: tuple[Tree, str]) -> None:
         "900 / 100",
         "attack fgsm (L-inf)",
         "0.02, 0.05, 0.1",
+        "3 corruptions (2 of 15 ImageNet-C, 1 of 4 ImageNet-C extra)",
     ):
         assert text in footer, text
     assert f'data-sort="{N}">{N}</td>' in footer  # test images; attacks ran on N points

@@ -32,7 +32,7 @@ DATASET = "fashion_mnist"
 EPS = (0.02, 0.05, 0.1)
 ATTACKS = {"fgsm": 2, "pgd_linf": 3}  # attack -> accuracy drop (images) per eps level
 AUTOATTACK_DROP = 4
-CORRUPTIONS = ("gaussian_noise", "fog")
+CORRUPTIONS = ("gaussian_noise", "fog", "spatter")  # two ImageNet-C ones and an extra
 SEVERITIES = (1, 2, 3)
 PERTURBATIONS = ("gaussian_noise", "translate")
 VARIANTS = ("pil-pil_bilinear", "pil-opencv_area", "opencv-pil_bilinear")
@@ -332,7 +332,14 @@ def write_tree(
                 ),
             ]
         )
-        flips = flips.assign(family="natural", dataset=run[0], arch=run[1], technique=run[2])
+        flips = flips.assign(
+            family="natural",
+            dataset=run[0],
+            arch=run[1],
+            technique=run[2],
+            ci_low=np.nan,
+            ci_high=np.nan,
+        )
         frames += [metrics, flips[METRICS_COLUMNS]]
     write_metrics(finalize_metrics(frames), root / "results" / "metrics.parquet")
     if transfer:
@@ -433,6 +440,8 @@ def test_tree_metrics_follow_the_contract_and_the_offsets(tmp_path: Path) -> Non
         ]
         assert rows["value"].tolist() == [100.0 * (N - tree.offsets[run]) / N]
     assert {"mce", "mfr", "nsd", "wcar", "trainable_params"} <= set(frame["metric"])
+    means = frame[frame["metric"].isin(["mce", "relative_mce", "mce_unnormalised"])]
+    assert set(means["noise"]) == {"imagenet_c", "extra_corruptions"}
 
 
 def test_minimal_tree_has_one_run_and_no_transfer(tmp_path: Path) -> None:

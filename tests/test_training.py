@@ -267,3 +267,17 @@ def test_every_technique_trains_with_channels_last_and_bf16(name):
         progress=False,
     )
     assert all(math.isfinite(history[0][k]) for k in ("train_loss", "train_adv_accuracy"))
+
+
+def test_bn_and_bias_weight_decay_is_a_switch():
+    from robustlab.training.optim import parameter_groups
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2))
+    # conv weight 18 decayed; conv bias 2, BN weight 2 and bias 2 exempt by default
+    default = parameter_groups(model, 0.1)
+    assert [sum(p.numel() for p in g["params"]) for g in default] == [18, 6]
+    assert [g["weight_decay"] for g in default] == [0.1, 0.0]
+    every = parameter_groups(model, 0.1, bn_bias_weight_decay=True)
+    assert [sum(p.numel() for p in g["params"]) for g in every] == [24, 0]
+    optimizer = build_optimizer(model, TrainConfig(weight_decay=0.1, bn_bias_weight_decay=True))
+    assert sum(p.numel() for p in optimizer.param_groups[0]["params"]) == 24

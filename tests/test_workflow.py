@@ -1,46 +1,23 @@
-"""The workflow layer: schema validation, lint, dry runs of params.yaml and every preset."""
+"""The workflow end to end: dry runs of params.yaml and every preset, lint, shell quoting.
+
+Validation and resolution of params.yaml are tested in-process in tests/test_config.py; the few
+dry runs here check that Snakemake runs them before any job and that arguments reach the
+commands intact.
+"""
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from pathlib import Path
 
 import pytest
 import yaml
 
-from robustlab.models import ARCHITECTURES
-from robustlab.noise.adversarial import ATTACKS
-from robustlab.noise.natural import corruption_names
-from robustlab.noise.stability import perturbation_names
-from robustlab.training.techniques import TECHNIQUES
 from tests.pipeline_helpers import REPO, copy_repo, run
 
-SCHEMA = yaml.safe_load((REPO / "workflow/schemas/params.schema.yaml").read_text())
 PRESETS = sorted((REPO / "presets").glob("*.yaml"))
-
-
-def test_schema_names_mirror_the_registries():
-    defs = SCHEMA["$defs"]
-    assert sorted(defs["architecture_name"]["enum"]) == ARCHITECTURES.names()
-    bases = TECHNIQUES.names()
-    assert sorted(defs["base_technique_name"]["enum"]) == bases
-    assert sorted(defs["technique_name"]["enum"]) == sorted(bases + [f"{b}+clat" for b in bases])
-    assert sorted(defs["attack_name"]["enum"]) == ATTACKS.names()
-    assert sorted(defs["corruption_name"]["enum"]) == sorted(corruption_names())
-    assert sorted(defs["perturbation_name"]["enum"]) == sorted(perturbation_names())
-
-
-def test_workflow_attack_norms_mirror_the_library():
-    """common.smk's table of attack norms (read without importing torch) matches the classes."""
-    text = (REPO / "workflow/rules/common.smk").read_text()
-    table = text[text.index("ATTACK_NORMS = {") : text.index("}", text.index("ATTACK_NORMS = {"))]
-    norms = dict(re.findall(r'"(\w+)": "(\w+)"', table))
-    for name in ATTACKS.names():
-        attack = ATTACKS.get(name)()
-        if name in ("autoattack", "square"):
-            assert name not in norms  # their norm is a parameter
-            continue
-        assert norms[name] == attack.norm, name
 
 
 def _jobs(dry_run_output: str) -> dict[str, int]:
@@ -97,7 +74,7 @@ def test_lint_finds_nothing_but_the_documented_environment_notes(tmp_path):
     repo = copy_repo(tmp_path / "repo")
     proc = run(["snakemake", "--lint"], repo, check=False)
     text = proc.stdout + proc.stderr
-    # The one lint we accept, documented in the README: rules run in the project's .venv,
+    # The one lint we accept, documented in docs/development.md: rules run in the project's .venv,
     # not in per-rule conda environments or containers.
     findings = re.findall(r"^\s+\* (.+?):?$", text, flags=re.MULTILINE)
     assert findings, f"no lint output to check:\n{text}"
@@ -105,112 +82,75 @@ def test_lint_finds_nothing_but_the_documented_environment_notes(tmp_path):
     assert others == [], text
 
 
-BAD_PARAMS = [
-    (
-        "unknown architecture",
-        ["grid", "architectures"],
-        ["small_cnn", "resnet_9000"],
-        ["grid.architectures.1", "resnet_9000", "preact_resnet18"],
-    ),
-    (
-        "unknown technique",
-        ["grid", "techniques"],
-        ["standard", "magic_at"],
-        ["grid.techniques.1", "magic_at", "pgd_at"],
-    ),
-    (
-        "unknown attack",
-        ["attacks"],
-        {"fgsm": {}, "deepfool": {}},
-        ["attacks", "deepfool", "pgd_linf"],
-    ),
-    (
-        "unknown corruption",
-        ["corruptions", "names"],
-        ["gaussian_noise", "fog_of_war"],
-        ["corruptions.names.1", "fog_of_war", "defocus_blur"],
-    ),
-    (
-        "negative eps",
-        ["datasets", "fashion_mnist", "eps"],
-        [-0.1, 0.05],
-        ["datasets.fashion_mnist.eps.0", "-0.1", "minimum"],
-    ),
-    (
-        "eps above one",
-        ["datasets", "fashion_mnist", "eps"],
-        [0.05, 8.0],
-        ["datasets.fashion_mnist.eps.1", "8.0", "maximum"],
-    ),
-    ("wrong type", ["train", "epochs"], "five", ["train.epochs", "'five'", "integer"]),
-    ("unknown key", ["train", "epochz"], 3, ["train", "epochz", "allowed keys"]),
-    (
-        "L2 budgets for fewer levels",
-        ["datasets", "fashion_mnist", "eps_l2"],
-        [0.5, 1.0],
-        ["datasets.fashion_mnist.eps_l2", "2 values but eps has 3"],
-    ),
-    (
-        "level outside the eps list",
-        ["attacks", "fgsm"],
-        {"levels": [1, 4]},
-        ["attacks.fgsm.levels", "outside 1..3"],
-    ),
-    (
-        "transfer attack not configured",
-        ["transfer", "attacks"],
-        ["fgsm", "mim"],
-        ["transfer.attacks.1", "'mim' is not configured under attacks:"],
-    ),
-    (
-        "missing dataset",
-        ["grid", "datasets"],
-        ["fashion_mnist", "svhn"],
-        ["grid.datasets.1", "svhn", "cifar10"],
-    ),
-]
+def _set(params: dict, path: str, value) -> None:
+    *parents, last = path.split(".")
+    for key in parents:
+        params = params[key]
+    params[last] = value
 
 
-@pytest.mark.parametrize("case", BAD_PARAMS, ids=[c[0] for c in BAD_PARAMS])
-def test_bad_params_fail_before_any_job_naming_the_key(case, tmp_path):
-    _, key_path, value, expected = case
+def test_bad_params_fail_before_any_job_naming_the_key(tmp_path):
     repo = copy_repo(tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    node = params
-    for key in key_path[:-1]:
-        node = node[key]
-    node[key_path[-1]] = value
+    _set(params, "grid.architectures", ["small_cnn", "resnet_9000"])
+    _set(params, "datasets.fashion_mnist.val_size", 3000)
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
     proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
-    for fragment in expected:
+    for fragment in [
+        "grid.architectures.1: 'resnet_9000' is not allowed; allowed values: deit_small",
+        "datasets.fashion_mnist.val_size: 3000 must be smaller than the training subset (3000",
+    ]:
         assert fragment in text, f"{fragment!r} missing from:\n{text[-3000:]}"
+    assert "Job stats" not in text
     assert not (repo / "data/prepared").exists() and not (repo / "models").exists()
 
 
-def test_l2_attack_without_l2_budgets_is_named(tmp_path):
-    repo = copy_repo(tmp_path / "repo")
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["attacks"]["pgd_l2"] = {"steps": 5}
-    del params["datasets"]["fashion_mnist"]["eps_l2"]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
-    assert proc.returncode != 0
-    assert "datasets.fashion_mnist.eps_l2: missing; attacks.pgd_l2 is an l2 attack" in (
-        proc.stdout + proc.stderr
-    )
+def _commands(text: str, stage: str) -> list[list[str]]:
+    """The argument lists of the printed shell commands (snakemake -p) running ``stage``."""
+    lines = re.findall(r"^Shell command: (.*)$", text, flags=re.MULTILINE)
+    return [shlex.split(line) for line in lines if f"-m {stage} " in line]
 
 
-def test_dataset_in_grid_without_its_entry_is_named(tmp_path):
+def _option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]
+
+
+def test_mixed_grid_budgets_and_quoted_options_reach_the_commands(tmp_path):
+    """A Fashion-MNIST + CIFAR-10 grid trains each at its own largest eps; strings with quotes
+    and shell metacharacters arrive as one argument each."""
     repo = copy_repo(tmp_path / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["grid"]["datasets"] = ["fashion_mnist", "cifar10"]
-    del params["datasets"]["cifar10"]
+    tricky = 'it\'s "odd"; $(echo no) `x` & y'
+    _set(params, "grid.datasets", ["fashion_mnist", "cifar10"])
+    _set(params, "grid.architectures", ["wrn_10_2"])
+    _set(params, "datasets.cifar10.source_dir", f"/data/{tricky}")
+    _set(params, "architectures.wrn_10_2", {"note": tricky})
     (repo / "params.yaml").write_text(yaml.safe_dump(params))
-    proc = run(["snakemake", "-n", "--cores", "1"], repo, check=False)
-    assert proc.returncode != 0
-    assert "grid.datasets: 'cifar10' has no entry under datasets:" in proc.stdout + proc.stderr
+    proc = run(["snakemake", "-n", "-p", "--cores", "1"], repo)
+    text = proc.stdout + proc.stderr
+    budgets = {}
+    for argv in _commands(text, "stages.train") + _commands(text, "stages.clat"):
+        dataset = _option(argv, "--dataset")
+        config = _option(
+            argv, "--technique-config" if "--technique-config" in argv else "--clat-config"
+        )
+        train = json.loads(_option(argv, "--train-config"))
+        budgets.setdefault(dataset, set()).add(
+            (json.loads(config).get("eps"), train["val_pgd_eps"])
+        )
+        if "--arch-config" in argv:
+            assert json.loads(_option(argv, "--arch-config")) == {"note": tricky}
+    # standard has no eps; pgd_at and pgd_at+clat train at the dataset's largest eps
+    assert budgets == {
+        "fashion_mnist": {(None, 0.1), (0.1, 0.1)},
+        "cifar10": {(None, 0.03137255), (0.03137255, 0.03137255)},
+    }
+    prepares = _commands(text, "stages.prepare")
+    sources = {_option(a, "--dataset"): a for a in prepares if "--source-dir" in a}
+    assert _option(sources["cifar10"], "--source-dir") == f"/data/{tricky}"
+    assert "fashion_mnist" not in sources
 
 
 def test_missing_data_file_fails_with_instructions(tmp_path):

@@ -1,4 +1,4 @@
-"""Datasets by name: ``load_dataset("fashion_mnist", "train")``."""
+"""Datasets by name: ``load_dataset("fashion_mnist", "train")``; dataset kinds by name."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Callable
 from robustlab.data.cifar import load_cifar10, load_cifar100
 from robustlab.data.fashion_mnist import load_fashion_mnist
 from robustlab.data.fetch import check_split
+from robustlab.data.image_folder import ImageFolder
 from robustlab.data.images import ImageSet
 from robustlab.registry import Registry
 
@@ -18,6 +19,11 @@ DATASETS: Registry[Loader] = Registry("dataset")
 DATASETS.register("fashion_mnist")(load_fashion_mnist)
 DATASETS.register("cifar10")(load_cifar10)
 DATASETS.register("cifar100")(load_cifar100)
+
+#: Kinds of dataset a user brings as a folder: ``kind(root, split)`` lists the split and its
+#: ``load(indices, image_size=..., resize=..., channels=...)`` decodes it (image_folder.py).
+DATASET_KINDS: Registry[type[ImageFolder]] = Registry("dataset kind")
+DATASET_KINDS.register("image_folder")(ImageFolder)
 
 
 def load_dataset(

@@ -6,8 +6,9 @@
   default ``ddof=0``), as RobustART's ImageNet-S evaluator computes it with ``np.std``;
 - ``nsd`` = -``std_accuracy``, so that higher is better like every other robustness score.
 
-Accuracies in percent; rows: columns noise, level (NaN), metric, value, n (images over all
-variants for the ``all_variants`` rows).
+Accuracies in percent; rows: columns noise, level (NaN), metric, value, n. ``n`` is the number
+of distinct images behind the value: a variant's images for ``accuracy``, the images of any
+variant for the ``all_variants`` rows (never a sum over variants).
 """
 
 from __future__ import annotations
@@ -28,14 +29,14 @@ def variant_accuracy(outcomes: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise ValueError(
             f"system-noise outcomes lack column(s) {', '.join(missing)}; they are written by "
-            "stages.evaluate_images from a stages.system_noise table"
+            "stages.evaluate from a stages.system_noise table"
         )
     dup = outcomes.duplicated(["variant", "index"])
     if dup.any():
         first = outcomes.loc[dup].iloc[0]
         raise ValueError(
             f"system-noise outcomes: image index {first['index']} appears twice for variant "
-            f"{first['variant']!r}; rerun stages.evaluate_images for this run"
+            f"{first['variant']!r}; rerun stages.evaluate for this run"
         )
     cells = (
         outcomes.groupby("variant", sort=True)["correct"].agg(correct="sum", n="size").reset_index()
@@ -61,7 +62,7 @@ def system_metrics(outcomes: pd.DataFrame) -> pd.DataFrame:
     if len(cells):
         acc = cells["accuracy"].to_numpy()
         std = population_std(acc)
-        total = int(cells["n"].sum())
+        total = int(outcomes["index"].nunique())
         rows += [
             (ALL, math.nan, "mean_accuracy", float(acc.mean()), total),
             (ALL, math.nan, "std_accuracy", std, total),

@@ -67,7 +67,7 @@ for _depth, _k in [(10, 2), (16, 2), (16, 4), (28, 10), (34, 10), (34, 12), (34,
 _register("wrn_70_16", wide_resnet, depth=70, widen_factor=16)
 _register("wrn_34_r", wide_resnet, depth=34, widen_factors=(20, 20, 8))  # Huang et al. 2021
 
-# RobustResNet (seed 001): RobustResBlock + RobustScaling; WRN-A = RobustScaling on the WRN block.
+# RobustResNet: RobustResBlock + RobustScaling; WRN-A = RobustScaling on the WRN block.
 _register("robust_resnet", robust_resnet)
 for _name, (_d, _w) in ROBUST_PRESETS.items():
     _register(f"robust_resnet_{_name}", robust_resnet, depths=_d, widths=_w)

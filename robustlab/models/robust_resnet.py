@@ -1,4 +1,4 @@
-"""A configurable residual network (RobustResNet, seed 001) and the RobustScaling rule.
+"""A configurable residual network (RobustResNet) and the RobustScaling rule.
 
 Skeleton (paper Sec. 3 and Fig. 2): a 3x3 stem to ``stem_width`` channels, stages of residual
 blocks (the first block of every stage but the first halves the resolution), then global
@@ -22,9 +22,17 @@ Block options (one :class:`BlockConfig` for the whole network):
 - bottleneck middle width (ResNeXt convention): ``floor(planes * base_width / 64) x cardinality``
   channels per scale, ``x scales`` in all; the reference RobustResBlock (``base_width=10`` in its
   own /160 convention) is ``base_width=4, cardinality=4, scales=8``: ``2 x planes``;
-- ``se``: ``none``, ``standard`` (``out = SE(branch) + shortcut``) or ``residual``
-  (``out = branch + shortcut + SE(norm(branch))``, the paper's residual SE), hidden width
-  ``channels // se_reduction``;
+- ``se``: the SE integration designs of the paper's SE comparison (its Table 5d / Fig. 11):
+  ``none``; ``standard`` (``out = SE(branch) + shortcut``); ``residual``
+  (``out = branch + shortcut + SE(norm(branch))``, the paper's residual SE); ``pre`` (Pre-SE:
+  SE before the main components, on the branch input, after the pre-activation when
+  ``preact``); ``identity`` (Identity-SE: SE on the skip connection, applied to the skip
+  input before a projection shortcut, so ``in_channels`` wide); ``conv3x3`` (Conv3x3-SE: SE
+  right after the kxk convolution and its norm-act, as in MobileNetV3: after the
+  (hierarchical) kxk stage of a bottleneck, after the first kxk conv of a basic block).
+  Hidden width ``channels // se_reduction`` (at least 1); hidden activation
+  ``se_activation`` (ReLU, as the reference SE layer has it, whatever ``activation`` is),
+  sigmoid gate, no biases;
 - ``activation``: relu, silu, gelu, softplus; ``norm``: batch, group, layer, instance;
   ``kernel_size``: one size or one per stage.
 
@@ -50,7 +58,7 @@ from robustlab.models.complexity import count_macs
 from robustlab.models.layers import NORMS, SqueezeExcite, make_activation, make_norm
 
 BLOCKS = ("basic", "bottleneck", "inverted_bottleneck")
-SE_KINDS = ("none", "standard", "residual")
+SE_KINDS = ("none", "standard", "residual", "pre", "identity", "conv3x3")
 SCALING_ACTIVATIONS = ("relu", "silu", "gelu", "softplus")
 
 
@@ -69,6 +77,7 @@ class BlockConfig:
     se_reduction: int = 16
     activation: str = "relu"
     norm: str = "batch"
+    se_activation: str = "relu"
 
     def __post_init__(self) -> None:
         if self.block not in BLOCKS:
@@ -78,6 +87,7 @@ class BlockConfig:
         if self.norm not in NORMS:
             raise ValueError(f"unknown norm {self.norm!r}; known: {', '.join(NORMS)}")
         make_activation(self.activation)  # raises for an unknown name
+        make_activation(self.se_activation)
         if min(self.cardinality, self.scales, self.base_width, self.expansion) < 1:
             raise ValueError("cardinality, scales, base_width and expansion must be >= 1")
         if self.block == "basic" and self.scales > 1:
@@ -185,29 +195,47 @@ class ResidualBlock(nn.Module):
         self.se: nn.Module | None = None
         self.se_norm: nn.Module | None = None
         if cfg.se != "none":
-            self.se = SqueezeExcite(out, out // cfg.se_reduction, cfg.activation)
+            se_channels = {
+                "pre": in_channels,
+                "identity": in_channels,
+                "conv3x3": planes if cfg.block == "basic" else cfg.mid_channels(planes),
+            }.get(cfg.se, out)
+            self.se = SqueezeExcite(se_channels, se_channels // cfg.se_reduction, cfg.se_activation)
             if cfg.se == "residual":
                 self.se_norm = make_norm(cfg.norm, out)
 
+    def _mid_se(self, h: torch.Tensor) -> torch.Tensor:
+        """Conv3x3-SE: the SE after the kxk stage; identity otherwise."""
+        return self.se(h) if self.se_kind == "conv3x3" else h
+
     def _branch_preact(self, a: torch.Tensor) -> torch.Tensor:
         if self.spatial is None:
-            return self.conv2(self.act(self.norm2(self.conv1(a))))
-        return self.conv2(self.spatial(self.act(self.norm2(self.conv1(a)))))
+            return self.conv2(self._mid_se(self.act(self.norm2(self.conv1(a)))))
+        return self.conv2(self._mid_se(self.spatial(self.act(self.norm2(self.conv1(a))))))
 
     def _branch_postact(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(self.norm1(self.conv1(x)))
         if self.spatial is not None:
             h = self.spatial(h)
-        return self.norm2(self.conv2(h))
+        return self.norm2(self.conv2(self._mid_se(h)))
+
+    def _skip(self, x: torch.Tensor, projected_input: torch.Tensor) -> torch.Tensor:
+        """The shortcut: identity on ``x`` or the projection of ``projected_input``;
+        Identity-SE applies the SE to the skip input first."""
+        if self.shortcut is None:
+            return self.se(x) if self.se_kind == "identity" else x
+        inp = self.se(projected_input) if self.se_kind == "identity" else projected_input
+        return self.shortcut(inp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.se_kind == "pre"
         if self.preact:
             a = self.act(self.norm1(x))
-            shortcut = self.shortcut(a) if self.shortcut is not None else x
-            branch = self._branch_preact(a)
+            shortcut = self._skip(x, a)
+            branch = self._branch_preact(self.se(a) if pre else a)
         else:
-            shortcut = self.shortcut(x) if self.shortcut is not None else x
-            branch = self._branch_postact(x)
+            shortcut = self._skip(x, x)
+            branch = self._branch_postact(self.se(x) if pre else x)
         if self.se_kind == "standard":
             out = self.se(branch) + shortcut
         elif self.se_kind == "residual":
@@ -333,6 +361,7 @@ def robust_resnet(
     norm: str = "batch",
     expansion: int = 4,
     expand_ratio: int = 4,
+    se_activation: str = "relu",
 ) -> ResidualNetwork:
     """The configurable RobustResNet (defaults: RobustResNet-A1 with RobustResBlock).
 
@@ -352,6 +381,7 @@ def robust_resnet(
         norm=norm,
         expansion=expansion,
         expand_ratio=expand_ratio,
+        se_activation=se_activation,
     )
     return ResidualNetwork(num_classes, in_channels, depths, widths, cfg, kernel_size)
 

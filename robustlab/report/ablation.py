@@ -1,4 +1,4 @@
-"""RobustResNet's block-ablation table (seed 001, Table 1): named ``robust_resnet`` variants
+"""RobustResNet's block-ablation table (RobustResNet, Table 1): named ``robust_resnet`` variants
 that differ in block options, with their complexity, clean and robust accuracy."""
 
 from __future__ import annotations

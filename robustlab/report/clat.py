@@ -1,4 +1,4 @@
-"""CLAT's tables (seed 002): the top-5 criticality indices per model (Table 3) and the
+"""CLAT's tables: the top-5 criticality indices per model (Table 3) and the
 trainable parameters during CLAT (Table 6)."""
 
 from __future__ import annotations

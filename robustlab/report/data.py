@@ -1,8 +1,8 @@
 """The inputs of the figures and the report, gathered in one object, with lookups.
 
-Everything comes from the pipeline's tables (``results/metrics.parquet``, transfer, sanity),
-the model cards, training histories and CLAT criticality tables; nothing is recomputed here
-beyond selecting, averaging for a figure, and ordering.
+Everything comes from the pipeline's tables (``results/metrics.parquet``, transfer, sanity,
+comparisons), the model cards, training histories and CLAT criticality tables; nothing is
+recomputed here beyond selecting, averaging for a figure, and ordering.
 """
 
 from __future__ import annotations
@@ -19,6 +19,23 @@ from robustlab.report.plan import CLAT_SUFFIX, figure_names
 
 Run = tuple[str, str, str]  # (dataset, arch, technique)
 Key = tuple[str, str, str, str, str, float | None, str]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the metrics table: value, distinct images n, 95 % interval (NaN: none)."""
+
+    value: float
+    n: int
+    ci_low: float
+    ci_high: float
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """``(low, high)`` in percent, or None where no interval applies."""
+        if math.isnan(self.ci_low) or math.isnan(self.ci_high):
+            return None
+        return (self.ci_low, self.ci_high)
 
 
 @dataclass(frozen=True)
@@ -49,15 +66,16 @@ class ReportData:
     criticality: dict[Run, pd.DataFrame] = field(default_factory=dict)
     transfer: pd.DataFrame | None = None
     sanity: pd.DataFrame | None = None
+    comparisons: pd.DataFrame | None = None
     datasets: dict[str, DatasetInfo] = field(default_factory=dict)
     attack_norms: dict[str, str] = field(default_factory=dict)
 
     # -- lookups ---------------------------------------------------------------------------
 
     @cached_property
-    def index(self) -> dict[Key, tuple[float, int]]:
-        """``(dataset, arch, technique, family, noise, level or None, metric) -> (value, n)``."""
-        out: dict[Key, tuple[float, int]] = {}
+    def index(self) -> dict[Key, Entry]:
+        """``(dataset, arch, technique, family, noise, level or None, metric) -> Entry``."""
+        out: dict[Key, Entry] = {}
         m = self.metrics
         for row in zip(
             m["dataset"],
@@ -69,18 +87,28 @@ class ReportData:
             m["metric"],
             m["value"],
             m["n"],
+            m["ci_low"],
+            m["ci_high"],
             strict=True,
         ):
             level = None if math.isnan(row[5]) else float(row[5])
-            out[(*row[:5], level, row[6])] = (float(row[7]), int(row[8]))
+            out[(*row[:5], level, row[6])] = Entry(
+                float(row[7]), int(row[8]), float(row[9]), float(row[10])
+            )
         return out
+
+    def entry(
+        self, run: Run, family: str, noise: str, level: float | None, metric: str
+    ) -> Entry | None:
+        """One row of the metrics table (value, n, interval), or None when it is absent."""
+        return self.index.get((*run, family, noise, level, metric))
 
     def value(
         self, run: Run, family: str, noise: str, level: float | None, metric: str
     ) -> float | None:
         """One number of the metrics table, or None when it is absent."""
-        hit = self.index.get((*run, family, noise, level, metric))
-        return None if hit is None else hit[0]
+        hit = self.entry(run, family, noise, level, metric)
+        return None if hit is None else hit.value
 
     @cached_property
     def runs(self) -> list[Run]:
@@ -154,6 +182,14 @@ class ReportData:
     def largest_eps(self, dataset: str, attack: str) -> float | None:
         levels = self.eps_levels(dataset, attack)
         return levels[-1] if levels else None
+
+    @cached_property
+    def wcar_coverage(self) -> pd.DataFrame:
+        """Per WCAR row: the attacks it covers, those of its norm it lacks, and n
+        (robustlab.metrics.adversarial.wcar_coverage)."""
+        from robustlab.metrics.adversarial import wcar_coverage
+
+        return wcar_coverage(self.metrics, self.attack_norms)
 
     def norm_label(self, attack: str) -> str:
         """``L-inf``, ``L2``, ``L1``, or ``norm unknown``."""

@@ -7,26 +7,42 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
+from robustlab.metrics.natural import CORRUPTION_SETS
 from robustlab.report.data import ReportData, Run
 from robustlab.report.format import format_level, model_label
-from robustlab.report.panels import panel_grid, sorted_runs
+from robustlab.report.panels import (
+    CORRUPTION_MEANS,
+    corruption_set_label,
+    evaluated_corruptions,
+    panel_grid,
+    present,
+    sorted_runs,
+)
 from robustlab.report.style import Palette, model_legend
 
-NOISE_GROUPS = (
-    "clean",
-    "adversarial\n(mean robust acc.\nover attacks and eps)",
-    "natural\n(mean acc. over\ncorruptions, severities)",
-    "system\n(mean acc. over\ndecoders, resizes)",
-)
+ADVERSARIAL_GROUP = "adversarial\n(mean robust acc.\nover attacks and eps)"
+SYSTEM_GROUP = "system\n(mean acc. over\ndecoders, resizes)"
 
 
 def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
+def _natural_group(set_name: str) -> str:
+    return f"natural: {corruption_set_label(set_name)}\n(mean acc. over\ncorruptions, severities)"
+
+
 def accuracy_by_noise_family(data: ReportData, palette: Palette) -> Figure:
     """Grouped bars per dataset: clean accuracy, mean robust accuracy over attacks and eps,
-    mean corruption accuracy and mean system-noise accuracy, one bar per model."""
+    the mean accuracy of each corruption set evaluated (ImageNet-C, its extras, geometric; never
+    mixed) and mean system-noise accuracy, one bar per model."""
+    corruption_specs = present(CORRUPTION_MEANS, data, data.runs)
+    groups = [
+        "clean",
+        ADVERSARIAL_GROUP,
+        *(_natural_group(spec.noise) for spec in corruption_specs),
+        SYSTEM_GROUP,
+    ]
     fig, axes = panel_grid(len(data.datasets_present), 1, (10, 3.8))
     for ax, dataset in zip(axes, data.datasets_present, strict=True):
         runs = sorted_runs(data, data.runs_of(dataset), palette)
@@ -37,11 +53,11 @@ def accuracy_by_noise_family(data: ReportData, palette: Palette) -> Figure:
             values = [
                 data.value(run, "clean", "", None, "accuracy"),
                 _mean(mine["value"].tolist()),
-                data.value(run, "natural", "all_corruptions", None, "accuracy"),
+                *(spec.get(data, run) for spec in corruption_specs),
                 data.value(run, "system", "all_variants", None, "mean_accuracy"),
             ]
             s = palette.style(run[1], run[2])
-            xs = [g + width * (i + 0.5 - len(runs) / 2) for g in range(len(NOISE_GROUPS))]
+            xs = [g + width * (i + 0.5 - len(runs) / 2) for g in range(len(groups))]
             ax.bar(
                 xs,
                 [math.nan if v is None else v for v in values],
@@ -51,7 +67,7 @@ def accuracy_by_noise_family(data: ReportData, palette: Palette) -> Figure:
                 edgecolor="black",
                 linewidth=0.5,
             )
-        ax.set_xticks(range(len(NOISE_GROUPS)), NOISE_GROUPS, fontsize=9)
+        ax.set_xticks(range(len(groups)), groups, fontsize=9)
         ax.set_ylim(0, 100)
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"{dataset}: accuracy by noise family", fontsize=11)
@@ -81,12 +97,27 @@ def _corruption_rows(data: ReportData, dataset: str):
     return rows[rows["level"].notna()]
 
 
+def _set_order(name: str) -> tuple[int, int, str]:
+    """Sort key of a corruption: its set (CORRUPTION_SETS order), its place in the set."""
+    for k, members in enumerate(CORRUPTION_SETS.values()):
+        if name in members:
+            return k, members.index(name), name
+    return len(CORRUPTION_SETS), 0, name
+
+
 def corruption_accuracy_vs_severity(data: ReportData, palette: Palette) -> Figure:
-    """One panel per dataset: accuracy averaged over corruptions against severity (0 = clean)."""
-    datasets = [d for d in data.datasets_present if len(_corruption_rows(data, d))]
-    fig, axes = panel_grid(len(datasets), 1, (7.5, 3.8))
-    for ax, dataset in zip(axes, datasets, strict=True):
+    """One panel per (dataset, corruption set): accuracy averaged over the set's corruptions
+    against severity (0 = clean); the sets (ImageNet-C, its extras, geometric) are never mixed."""
+    panels = []
+    for dataset in data.datasets_present:
+        for set_name in CORRUPTION_SETS:
+            members = evaluated_corruptions(data, set_name, dataset)
+            if members:
+                panels.append((dataset, set_name, members))
+    fig, axes = panel_grid(len(panels), 1, (7.5, 3.8))
+    for ax, (dataset, set_name, members) in zip(axes, panels, strict=True):
         nat = _corruption_rows(data, dataset)
+        nat = nat[nat["noise"].isin(members)]
         for run in sorted_runs(data, data.runs_of(dataset), palette):
             rows = nat[(nat["arch"] == run[1]) & (nat["technique"] == run[2])]
             if not len(rows):
@@ -101,11 +132,15 @@ def corruption_accuracy_vs_severity(data: ReportData, palette: Palette) -> Figur
                 marker=s.marker,
                 linestyle=s.linestyle,
             )
+        label = corruption_set_label(set_name)
+        total = len(CORRUPTION_SETS[set_name])
         ax.set_ylim(-2, 102)
         ax.set_xticks([0.0, *sorted(set(nat["level"]))])
         ax.set_xlabel("corruption severity (0 = clean)")
-        ax.set_ylabel("mean accuracy over corruptions (%)")
-        ax.set_title(f"{dataset}: accuracy under natural corruptions", fontsize=11)
+        ax.set_ylabel(f"mean accuracy over\n{label} corruptions (%)")
+        ax.set_title(
+            f"{dataset}: {label} corruptions ({len(members)} of {total} evaluated)", fontsize=11
+        )
         ax.grid(alpha=0.3)
     model_legend(fig, palette, data.archs, data.techniques, lines=True)
     return fig
@@ -116,7 +151,7 @@ def corruption_heatmap(data: ReportData, palette: Palette) -> Figure:
     panels: list[tuple[Run, list[str], list[float], np.ndarray]] = []
     for dataset in data.datasets_present:
         nat = _corruption_rows(data, dataset)
-        corruptions = sorted(set(nat["noise"].astype(str)))
+        corruptions = sorted(set(nat["noise"].astype(str)), key=_set_order)
         severities = sorted(set(nat["level"].astype(float)))
         for run in sorted_runs(data, data.runs_of(dataset), palette):
             grid = np.full((len(corruptions), len(severities)), np.nan)

@@ -12,7 +12,7 @@ from robustlab.report.data import ReportData, Run
 from robustlab.report.format import family_name
 from robustlab.report.panels import (
     CLEAN,
-    CORRUPTION_MEAN,
+    CORRUPTION_MEANS,
     SYSTEM_MEAN,
     attack_specs,
     panel_grid,
@@ -25,7 +25,8 @@ from robustlab.report.style import Palette, technique_legend
 
 def technique_comparison(data: ReportData, palette: Palette) -> Figure:
     """One panel per (dataset, arch) trained with two or more techniques: bars per technique
-    for clean, robust (each attack at its largest eps), WCAR, corruption and system accuracy."""
+    for clean, robust (each attack at its largest eps), WCAR, the mean accuracy of each
+    corruption set and system accuracy."""
     panels = []
     for dataset in data.datasets_present:
         runs = data.runs_of(dataset)
@@ -33,7 +34,7 @@ def technique_comparison(data: ReportData, palette: Palette) -> Figure:
         wcar = data.rows(dataset=dataset, family="adversarial", metric="wcar")
         if len(wcar):
             specs.append(wcar_spec(float(wcar["level"].max())))
-        specs = present([*specs, CORRUPTION_MEAN, SYSTEM_MEAN], data, runs)
+        specs = present([*specs, *CORRUPTION_MEANS, SYSTEM_MEAN], data, runs)
         for arch in palette.ordered_archs(r[1] for r in runs):
             techniques = [t for t in data.techniques if (dataset, arch, t) in set(runs)]
             if len(techniques) >= 2:

@@ -20,6 +20,13 @@ def format_percent(value: float | None) -> str:
     return f"{value:.2f}"
 
 
+def format_interval(low: float | None, high: float | None) -> str:
+    """``[68.1, 80.9]`` (one decimal); empty when there is no interval."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return ""
+    return f"[{low:.1f}, {high:.1f}]"
+
+
 def format_count(value: float | None) -> str:
     """Parameter / MAC counts with a k/M/G suffix (``2.50M``); ``n/a`` for NaN or None."""
     if value is None or math.isnan(value):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
-from robustlab.report import sanity, sections
+from robustlab.report import comparisons, sanity, sections
 from robustlab.report.data import ReportData
 from robustlab.report.provenance import provenance_html
 
@@ -37,6 +37,8 @@ td.wrap{white-space:normal;min-width:18em;max-width:40em}
 #leaderboard-table tbody td:nth-child(2),#leaderboard-table thead th:nth-child(2){position:sticky;
 left:0;background:#fff;z-index:2;box-shadow:1px 0 0 #ccc}
 #leaderboard-table thead th:nth-child(2){background:#f0f0f0;z-index:3}
+span.ci{display:block;font-size:0.8em;color:#666}
+td.partial{text-decoration:underline dotted #b00020}
 td.guard-fail{outline:2px solid #b00020;outline-offset:-2px;background:#fdecee}
 td.guard-fail::after{content:" \\26A0";color:#b00020}
 td.fail,a.fail,p.fail,.fail{color:#b00020;font-weight:600}
@@ -55,6 +57,7 @@ footer{margin-top:3em;font-size:0.85em;color:#444;border-top:1px solid #ccc}
 table.kv th{text-align:left}
 pre{background:#f7f7f7;padding:0.5em;overflow-x:auto}
 details{margin:0.3em 0}
+tr.clat-pair td{background:#eef5ff}
 """
 
 SCRIPT = """
@@ -80,6 +83,7 @@ document.querySelectorAll("table.sortable th").forEach(function (th) {
 SECTIONS = (
     ("leaderboard", "Leaderboard"),
     ("summary", "Summary by noise family"),
+    ("comparisons", "Paired comparisons"),
     ("adversarial", "Adversarial noise"),
     ("size", "Architecture and size (RobustART)"),
     ("robust-resnet", "RobustResNet: scaling and block design"),
@@ -114,6 +118,7 @@ def render_report(
     body = {
         "leaderboard": sections.leaderboard_section(data),
         "summary": sections.summary_section(figures),
+        "comparisons": comparisons.comparisons_section(data),
         "adversarial": sections.adversarial_section(data, figures),
         "size": sections.size_section(data, figures),
         "robust-resnet": sections.robust_resnet_section(data, figures),
@@ -141,8 +146,11 @@ def render_report(
 <p>{len(data.runs)} run(s) on {escape(datasets)}: {len(data.archs)} architecture(s) x
 {len(data.techniques)} technique(s). Accuracies and rates in percent; eps in pixel scale (images
 in [0, 1]) in each attack's norm. Robust accuracy counts all attacked test images; WCAR counts
-clean-correct images correct under every attack at that eps. Every number comes from the
-pipeline's tables (results/metrics.parquet and the files named in the footer).</p>
+clean-correct images correct under every attack of its norm evaluated at that eps (listed per
+eps under Adversarial noise). Under an accuracy, [low, high] is its 95 % interval (Wilson over
+its n distinct images; a seeded bootstrap over images for a mean over corruptions or variants);
+hover a number for n. Every number comes from the pipeline's tables (results/metrics.parquet and
+the files named in the footer).</p>
 <nav class="toc">{toc}<a href="#provenance">Provenance</a></nav>
 {main}
 <footer id="provenance">

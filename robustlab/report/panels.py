@@ -9,6 +9,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from robustlab.metrics.natural import CORRUPTION_SETS, IMAGENET_C
 from robustlab.report.data import ReportData, Run
 from robustlab.report.format import format_level
 
@@ -98,30 +99,59 @@ def wcar_spec(eps: float) -> MetricSpec:
     )
 
 
-CORRUPTION_MEAN = MetricSpec(
-    "natural",
-    "all_corruptions",
-    None,
-    "accuracy",
-    "mean accuracy over corruptions and severities",
-    "accuracy (%)",
-    "corruptions\n(mean)",
-)
+#: Display names of the corruption sets (robustlab.metrics.natural.CORRUPTION_SETS).
+CORRUPTION_SET_LABELS = {
+    "imagenet_c": "ImageNet-C",
+    "extra_corruptions": "ImageNet-C extra",
+    "geometric_corruptions": "geometric (MNIST-C)",
+}
+
+
+def corruption_set_label(name: str) -> str:
+    """``ImageNet-C``, ``ImageNet-C extra``, ... for a corruption set name."""
+    return CORRUPTION_SET_LABELS.get(name, name)
+
+
+def evaluated_corruptions(data: ReportData, set_name: str, dataset: str | None = None) -> list[str]:
+    """The corruptions of ``set_name`` with per-severity rows (in ``dataset``), in set order."""
+    rows = data.rows(family="natural", metric="accuracy")
+    if dataset is not None:
+        rows = rows[rows["dataset"] == dataset]
+    present = set(rows.loc[rows["level"].notna(), "noise"].astype(str))
+    return [c for c in CORRUPTION_SETS.get(set_name, ()) if c in present]
+
+
+def corruption_mean_spec(set_name: str) -> MetricSpec:
+    """The mean accuracy over one corruption set's corruptions and severities."""
+    label = corruption_set_label(set_name)
+    return MetricSpec(
+        "natural",
+        set_name,
+        None,
+        "accuracy",
+        f"mean accuracy over the {label} corruptions and severities",
+        "accuracy (%)",
+        f"{label.split(' (')[0]}\n(mean)",
+    )
+
+
+#: One mean-accuracy spec per corruption set, in CORRUPTION_SETS order.
+CORRUPTION_MEANS = tuple(corruption_mean_spec(name) for name in CORRUPTION_SETS)
 MCE = MetricSpec(
     "natural",
-    "all_corruptions",
+    IMAGENET_C,
     None,
     "mce",
-    "mCE, baseline-normalised (lower is better)",
+    "mCE over the ImageNet-C corruptions, baseline-normalised (lower is better)",
     "mCE (%)",
     "mCE",
 )
 MCE_RAW = MetricSpec(
     "natural",
-    "all_corruptions",
+    IMAGENET_C,
     None,
     "mce_unnormalised",
-    "mCE unnormalised: mean error (lower is better)",
+    "mCE unnormalised: mean error over the ImageNet-C corruptions (lower is better)",
     "error (%)",
     "mCE raw",
 )

@@ -11,7 +11,7 @@ import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
-# Options of an architecture entry that make it a point of an architecture sweep (seed 000's
+# Options of an architecture entry that make it a point of an architecture sweep (RobustART's
 # NAS study): depth and width per stage, kernel sizes, input resolution.
 SWEEP_AXES = ("depths", "widths", "widen_factors", "kernel_size", "input_resolution")
 CLAT_SUFFIX = "+clat"

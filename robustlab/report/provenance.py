@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from html import escape
 
+from robustlab.metrics.natural import CORRUPTION_SETS
 from robustlab.report.data import ReportData
 from robustlab.report.format import format_level
+from robustlab.report.panels import corruption_set_label
 from robustlab.report.tables import Column, render_table, text_cell
 
 
@@ -60,6 +62,16 @@ def dataset_rows(data: ReportData) -> str:
     return render_table(columns, rows, sortable=False)
 
 
+def _corruption_count(names: set[str]) -> str:
+    """``19 corruptions (15 of 15 ImageNet-C, 4 of 4 ImageNet-C extra)``."""
+    parts = [
+        f"{len(names & set(members))} of {len(members)} {corruption_set_label(set_name)}"
+        for set_name, members in CORRUPTION_SETS.items()
+        if names & set(members)
+    ]
+    return f"{len(names)} corruptions" + (f" ({', '.join(parts)})" if parts else "")
+
+
 def evaluation_rows(data: ReportData) -> str:
     """Per (dataset, evaluation): levels and the number of test images behind the values."""
     columns = [
@@ -93,7 +105,7 @@ def evaluation_rows(data: ReportData) -> str:
             rows.append(
                 [
                     text_cell(dataset),
-                    text_cell(f"{nat['noise'].nunique()} corruptions"),
+                    text_cell(_corruption_count(set(nat["noise"].astype(str)))),
                     text_cell(", ".join(format_level(s) for s in sorted(set(nat["level"])))),
                     text_cell(_values(set(nat["n"].astype(int)))),
                     text_cell("–"),

@@ -8,17 +8,18 @@ import struct
 from collections.abc import Mapping
 from html import escape
 
-from robustlab.report import ablation, clat, sanity
+from robustlab.report import ablation, clat, comparisons, sanity
 from robustlab.report.data import ReportData
 from robustlab.report.format import format_level, model_label
-from robustlab.report.leaderboard import abbreviations_html, leaderboard_html
-from robustlab.report.tables import Column, number_cell, render_table, text_cell
+from robustlab.report.leaderboard import abbreviations_html, leaderboard_html, wcar_coverage_html
+from robustlab.report.tables import Column, entry_cell, number_cell, render_table, text_cell
 
 CAPTIONS = {
     "accuracy_by_noise_family": "Clean accuracy, mean robust accuracy over attacks and eps, "
-    "mean accuracy over corruptions and severities, and mean accuracy over system-noise "
-    "variants, one bar per model (colour: architecture, shaded within its family; hatch: "
-    "technique).",
+    "mean accuracy over the corruptions and severities of each corruption set evaluated "
+    "(ImageNet-C's 15, its 4 extras, MNIST-C's geometric ones; never mixed), and mean accuracy "
+    "over system-noise variants, one bar per model (colour: architecture, shaded within its "
+    "family; hatch: technique).",
     "robust_accuracy_vs_eps": "Robust accuracy (percent of all attacked test images) against "
     "the attack budget eps in the attack's norm, pixel scale; the point at eps 0 is the clean "
     "accuracy.",
@@ -41,8 +42,9 @@ CAPTIONS = {
     "of one technique in MAC order.",
     "clat_training_curves": "Clean and PGD validation accuracy per epoch of X (dashed) and "
     "X+CLAT (solid), which starts from X's weights after the pretraining epoch (dotted line).",
-    "corruption_accuracy_vs_severity": "Accuracy averaged over the corruptions against "
-    "severity; severity 0 is the clean accuracy.",
+    "corruption_accuracy_vs_severity": "Accuracy averaged over the corruptions of one set "
+    "(ImageNet-C, its extras or the geometric ones; the title says how many of the set were "
+    "evaluated) against severity; severity 0 is the clean accuracy.",
     "corruption_heatmap": "Accuracy (%) per corruption (rows) and severity (columns), one panel "
     "per model, on one colour scale.",
     "flip_probability": "Flip probability per perturbation sequence: the percentage of "
@@ -141,6 +143,15 @@ def transfer_tables(data: ReportData) -> str:
 
 def adversarial_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
     parts = [sanity.failures_note(data), figure_html("robust_accuracy_vs_eps", figures)]
+    coverage = wcar_coverage_html(data)
+    if coverage:
+        parts += [
+            "<h3>WCAR coverage</h3>",
+            "<p>Per eps, the attacks whose per-image worst case WCAR takes and n, the "
+            "clean-correct images every one of them evaluated (an attack run on a subset of "
+            "points bounds it). A level missing an attack run at other eps is optimistic.</p>",
+            coverage,
+        ]
     parts.append("<h3>Transferability</h3>")
     if data.has_transfer():
         parts += [figure_html("transfer_asr", figures), transfer_tables(data)]
@@ -164,7 +175,7 @@ def size_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
 
 def robust_resnet_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
     parts = ["<h3>RobustScaling</h3>", _figure_or_note("robust_scaling", figures, "robust_scaling")]
-    parts.append("<h3>Block ablation (seed 001, Table 1)</h3>")
+    parts.append("<h3>Block ablation (RobustResNet, Table 1)</h3>")
     table = ablation.ablation_html(data)
     if table is None:
         parts.append(note("ablation"))
@@ -184,13 +195,14 @@ def clat_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
     return "\n".join(
         [
             figure_html("clat_training_curves", figures),
-            "<h3>Top-5 criticality indices (seed 002, Table 3)</h3>",
+            "<h3>Top-5 criticality indices (CLAT, Table 3)</h3>",
             "<p>Layers in forward order of Conv2d and Linear modules, most critical first (last "
             "selection); bold layers were fine-tuned by CLAT. Hover an index for the layer's "
             "name and criticality.</p>",
             clat.criticality_html(data),
-            "<h3>Trainable parameters during CLAT (seed 002, Table 6)</h3>",
+            "<h3>Trainable parameters during CLAT (CLAT, Table 6)</h3>",
             clat.trainable_html(data),
+            comparisons.clat_comparisons_html(data),
         ]
     )
 
@@ -213,9 +225,9 @@ def corruption_tables(data: ReportData) -> str:
         columns += [Column("CE (%)"), Column("relative CE (%)")] if has_ce else []
         rows = []
         for corruption in sorted(set(nat["noise"].astype(str))):
-            accs = [data.value(run, "natural", corruption, s, "accuracy") for s in severities]
-            have = [v for v in accs if v is not None]
-            row = [text_cell(corruption), *(number_cell(v) for v in accs)]
+            entries = [data.entry(run, "natural", corruption, s, "accuracy") for s in severities]
+            have = [e.value for e in entries if e is not None]
+            row = [text_cell(corruption), *(entry_cell(e) for e in entries)]
             row.append(number_cell(sum(have) / len(have) if have else None))
             if has_ce:
                 row += [

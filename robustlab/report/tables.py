@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 
-from robustlab.report.format import format_count, format_percent
+from robustlab.report.data import Entry
+from robustlab.report.format import format_count, format_interval, format_percent
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,49 @@ def text_cell(value: str, **attrs: str) -> Cell:
     return Cell(value, value, True, attrs)
 
 
-def number_cell(value: float | None, kind: str = "percent", **attrs: str) -> Cell:
-    """A number (``percent``: two decimals; ``count``: k/M/G); ``–`` when absent."""
+def number_cell(
+    value: float | None,
+    kind: str = "percent",
+    interval: tuple[float, float] | None = None,
+    n: int | None = None,
+    **attrs: str,
+) -> Cell:
+    """A number (``percent``: two decimals; ``count``: k/M/G); ``–`` when absent.
+
+    With an ``interval`` (percent), the 95 % interval is shown under the number (class ``ci``)
+    and carried as ``data-ci-low``/``data-ci-high``; ``n`` (distinct images) goes to ``data-n``
+    and the tooltip.
+    """
     if value is None:
         return Cell("–", "", False, attrs)
     if math.isnan(value):
         return Cell("n/a", "", False, attrs)
     text = format_count(value) if kind == "count" else format_percent(value)
-    return Cell(text, repr(float(value)), False, attrs)
+    if interval is None and n is None:
+        return Cell(text, repr(float(value)), False, attrs)
+    attrs = dict(attrs)
+    tip = []
+    if interval is not None:
+        attrs["data-ci-low"] = repr(float(interval[0]))
+        attrs["data-ci-high"] = repr(float(interval[1]))
+        tip.append(f"95 % interval {interval[0]:.2f} to {interval[1]:.2f}")
+    if n is not None:
+        attrs["data-n"] = str(n)
+        tip.append(f"n = {n} images")
+    attrs["title"] = "; ".join([*tip, *([attrs["title"]] if "title" in attrs else [])])
+    html = escape(text)
+    if interval is not None:
+        html += f'<span class="ci">{escape(format_interval(*interval))}</span>'
+    return Cell(text, repr(float(value)), False, attrs, html)
+
+
+def entry_cell(entry: Entry | None, kind: str = "percent", **attrs: str) -> Cell:
+    """:func:`number_cell` of a metrics-table entry: its value and, where an interval applies,
+    the interval and n."""
+    if entry is None:
+        return number_cell(None, kind, **attrs)
+    interval = entry.interval
+    return number_cell(entry.value, kind, interval, entry.n if interval else None, **attrs)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ class TrainConfig:
     momentum: float = 0.9  # SGD momentum
     nesterov: bool = False  # with optimizer "sgd": the same as "sgd_nesterov"
     adam_betas: tuple[float, float] = (0.9, 0.999)  # AdamW
-    weight_decay: float = 5e-4  # never applied to biases and 1-d parameters (BN)
+    weight_decay: float = 5e-4  # applied to biases and 1-d parameters (BN) only with the next
+    bn_bias_weight_decay: bool = False  # True: decay every parameter, BN scales and biases too
     schedule: str = "cosine"  # cosine | multistep | constant
     milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training, for multistep
     gamma: float = 0.1

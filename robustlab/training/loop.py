@@ -29,6 +29,7 @@ from robustlab.training.ema import EMA
 from robustlab.training.fingerprint import fingerprint
 from robustlab.training.modes import eval_mode, set_train_mode
 from robustlab.training.optim import build_optimizer, learning_rate
+from robustlab.training.strategy import TrainingStrategy
 from robustlab.training.targets import hard_labels, training_targets
 from robustlab.training.techniques import Technique
 
@@ -172,6 +173,7 @@ def fit(
     device: torch.device | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    strategy: TrainingStrategy | None = None,
 ) -> list[dict]:
     """Train ``model`` in place with ``technique``; return one history row per epoch.
 
@@ -180,23 +182,30 @@ def fit(
     called after validation and before the checkpoint is written (so work it does is redone if
     the job dies in between); ``weights`` is the model that is validated: the EMA model when
     ``config.ema_decay`` > 0. With EMA the model ends holding the averaged weights.
+    ``strategy`` (default: plain training) hooks fine-tuning methods such as CLAT into the
+    loop (:class:`robustlab.training.strategy.TrainingStrategy`).
     """
+    strategy = strategy or TrainingStrategy()
     device = device or torch.device("cpu")
     model.to(device=device, memory_format=memory_format(config))
-    optimizer = build_optimizer(model, config)
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
+    meta = {
+        "config": config,
+        "technique": [type(technique).__name__, technique.config()],
+        "seed": seed,
+    }
+    extra = strategy.identity()
     identity = fingerprint(
-        {
-            "config": config,
-            "technique": [type(technique).__name__, technique.config()],
-            "seed": seed,
-        },
-        contents={"x": train[0], "y": train[1]},
+        meta if extra is None else {**meta, **extra},
+        contents={"x": train[0], "y": train[1], **strategy.identity_contents()},
         shapes=model.state_dict(),
     )
     history: list[dict] = []
     start_epoch = 1
     resume = resume_point(checkpoint, identity)
+    if resume is not None:
+        strategy.restore(model, checkpoint_state(resume))
+    optimizer = build_optimizer(model, config)
     if resume is not None:
         last, history = load_checkpoint(resume, model, optimizer, ema)
         start_epoch = last + 1
@@ -205,34 +214,47 @@ def fit(
 
     for epoch in range(start_epoch, config.epochs + 1):
         started = time.perf_counter()
+        if strategy.begin_epoch(model, epoch):
+            optimizer = build_optimizer(model, config)
+        step_technique = strategy.technique(technique)
+        run_epoch = strategy.epoch_offset + epoch
         stats = train_epoch(
             model,
             train,
-            technique,
+            step_technique,
             config,
             optimizer,
             epoch,
-            epoch_generator(seed, epoch),
+            epoch_generator(seed, run_epoch),
             device,
             ema=ema,
             num_classes=num_classes,
+            freeze_bn_stats=strategy.freeze_bn_stats,
             progress=progress,
+            desc=strategy.desc,
         )
         weights = ema.model if ema is not None else model
         history.append(
             {
-                "epoch": epoch,
+                "epoch": run_epoch,
                 **stats,
-                **validate(weights, val, config, seed, epoch, device),
+                **validate(weights, val, config, seed, run_epoch, device),
                 "trainable_params": count_params(model, trainable_only=True),
+                **strategy.epoch_columns(model),
                 "seconds": time.perf_counter() - started,
             }
         )
         if on_epoch_end is not None:
-            on_epoch_end(epoch, weights)
+            on_epoch_end(run_epoch, weights)
         if checkpoint is not None:
             save_checkpoint(
-                checkpoint, model, optimizer, epoch, history, ema, {"fingerprint": identity}
+                checkpoint,
+                model,
+                optimizer,
+                epoch,
+                history,
+                ema,
+                {**strategy.state(), "fingerprint": identity},
             )
     if ema is not None:
         model.load_state_dict(ema.model.state_dict())

@@ -7,18 +7,19 @@ rule prepare:
     input:
         code=stage("prepare"),
     params:
-        size=lambda w: dataset_params(w)[f"{w.split}_size"] or "all",
-        seed=lambda w: dataset_params(w)["subset_seed"],
-        source=lambda w: (
-            f"--source-dir {dataset_params(w)['source_dir']}" if dataset_params(w).get("source_dir") else ""
-        ),
-        download=lambda w: "--download" if dataset_params(w).get("download") else "",
+        size=job_arg(prepare_args, "size", "dataset", "split"),
+        seed=job_arg(prepare_args, "seed", "dataset", "split"),
+        source=job_arg(prepare_args, "source", "dataset", "split"),
+        download=job_arg(prepare_args, "download", "dataset", "split"),
+        kind=job_arg(prepare_args, "kind", "dataset", "split"),
+        # a folder dataset's listing: a changed folder reruns the job (not passed to the stage)
+        fingerprint=job_arg(prepare_args, "fingerprint", "dataset", "split"),
     log:
         "logs/prepare/{dataset}/{split}.log",
     shell:
-        "python -m stages.prepare --dataset {wildcards.dataset} --split {wildcards.split}"
-        " --size {params.size} --seed {params.seed} {params.source} {params.download}"
-        " --out {output} 2> {log}"
+        "python -m stages.prepare --dataset {wildcards.dataset:q} --split {wildcards.split:q}"
+        " --size {params.size:q} --seed {params.seed:q} {params.source:q} {params.download:q}"
+        " {params.kind:q} --out {output:q} 2> {log:q}"
 
 
 rule corrupt:
@@ -28,15 +29,15 @@ rule corrupt:
         test="data/prepared/{dataset}/test.parquet",
         code=stage("corrupt"),
     params:
-        severities=" ".join(str(s) for s in config["corruptions"]["severities"]),
-        points=points_option(config["corruptions"].get("points")),
+        severities=corrupt_args(CFG)["severities"],
+        points=corrupt_args(CFG)["points"],
         seed=SEED,
     log:
         "logs/corrupt/{dataset}/{corruption}.log",
     shell:
-        "python -m stages.corrupt --input {input.test} --corruption {wildcards.corruption}"
-        " --severities {params.severities} --seed {params.seed} {params.points}"
-        " --no-progress --out {output} 2> {log}"
+        "python -m stages.corrupt --input {input.test:q} --corruption {wildcards.corruption:q}"
+        " --severities {params.severities:q} --seed {params.seed:q} {params.points:q}"
+        " --no-progress --out {output:q} 2> {log:q}"
 
 
 rule perturb:
@@ -46,14 +47,14 @@ rule perturb:
         test="data/prepared/{dataset}/test.parquet",
         code=stage("perturb"),
     params:
-        length=config["perturbations"]["length"],
-        points=lambda w: points_option(config["perturbations"].get("points")),
+        length=perturb_args(CFG)["length"],
+        points=perturb_args(CFG)["points"],
         seed=SEED,
     log:
         "logs/perturb/{dataset}/{perturbation}.log",
     shell:
-        "python -m stages.perturb --input {input.test} --perturbation {wildcards.perturbation}"
-        " --length {params.length} --seed {params.seed} {params.points} --out {output} 2> {log}"
+        "python -m stages.perturb --input {input.test:q} --perturbation {wildcards.perturbation:q}"
+        " --length {params.length:q} --seed {params.seed:q} {params.points:q} --out {output:q} 2> {log:q}"
 
 
 rule system_noise:
@@ -63,15 +64,15 @@ rule system_noise:
         test="data/prepared/{dataset}/test.parquet",
         code=stage("system_noise"),
     params:
-        stored_size=system_stored_size(),
-        format=config["system_noise"]["format"],
-        quality=config["system_noise"]["quality"],
-        grid=config["system_noise"]["grid"],
-        points=lambda w: points_option(config["system_noise"].get("points")),
+        stored_size=system_noise_args(CFG)["stored_size"],
+        format=system_noise_args(CFG)["format"],
+        quality=system_noise_args(CFG)["quality"],
+        grid=system_noise_args(CFG)["grid"],
+        points=system_noise_args(CFG)["points"],
         seed=SEED,
     log:
         "logs/system_noise/{dataset}.log",
     shell:
-        "python -m stages.system_noise --input {input.test} {params.stored_size}"
-        " --format {params.format} --quality {params.quality} --grid {params.grid}"
-        " --seed {params.seed} {params.points} --out {output} 2> {log}"
+        "python -m stages.system_noise --input {input.test:q} {params.stored_size:q}"
+        " --format {params.format:q} --quality {params.quality:q} --grid {params.grid:q}"
+        " --seed {params.seed:q} {params.points:q} --out {output:q} 2> {log:q}"

@@ -17,17 +17,17 @@ rule evaluate:
             "data/noisy/{{dataset}}/perturbation/{perturbation}.parquet", perturbation=PERTURBATIONS
         ),
         system="data/noisy/{dataset}/system.parquet",
-        code=[stage("evaluate"), stage("evaluate_images")],
+        code=stage("evaluate"),
     params:
         batch_size=config["evaluation"]["batch_size"],
     threads: THREADS or 1
     log:
         "logs/evaluate/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.evaluate --model-dir $(dirname {input.weights})"
-        " --table {output.clean} {input.test} --table {output.natural} {input.corrupted}"
-        " --table {output.stability} {input.perturbed} --table {output.system} {input.system}"
-        " --batch-size {params.batch_size} --threads {threads} --no-progress 2> {log}"
+        "python -m stages.evaluate --model-dir \"$(dirname {input.weights:q})\""
+        " --table {output.clean:q} {input.test:q} --table {output.natural:q} {input.corrupted:q}"
+        " --table {output.stability:q} {input.perturbed:q} --table {output.system:q} {input.system:q}"
+        " --batch-size {params.batch_size:q} --threads {threads:q} --no-progress 2> {log:q}"
 
 
 rule attack:
@@ -38,9 +38,9 @@ rule attack:
         test="data/prepared/{dataset}/test.parquet",
         code=stage("attack"),
     params:
-        attack_config=lambda w: as_json(attack_config(w.attack)),
-        levels=lambda w: level_args(attack_levels(w.dataset, w.attack)),
-        points=lambda w: config["attacks"][w.attack].get("points") or "all",
+        attack_config=job_arg(attack_args, "attack_config", "dataset", "attack"),
+        levels=job_arg(attack_args, "levels", "dataset", "attack"),
+        points=job_arg(attack_args, "points", "dataset", "attack"),
         batch_size=config["evaluation"]["batch_size"],
         seed=SEED,
     threads: THREADS or 1
@@ -52,10 +52,10 @@ rule attack:
     log:
         "logs/attack/{dataset}/{arch}/{technique}/{attack}.log",
     shell:
-        "python -m stages.attack --model-dir $(dirname {input.weights}) --test {input.test}"
-        " --attack {wildcards.attack} --attack-config '{params.attack_config}' {params.levels}"
-        " --points {params.points} --seed {params.seed} --batch-size {params.batch_size}"
-        " --threads {threads} --out {output} 2> {log}"
+        "python -m stages.attack --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
+        " --attack {wildcards.attack:q} --attack-config {params.attack_config:q} {params.levels:q}"
+        " --points {params.points:q} --seed {params.seed:q} --batch-size {params.batch_size:q}"
+        " --threads {threads:q} --out {output:q} 2> {log:q}"
 
 
 rule craft_transfer:
@@ -66,18 +66,10 @@ rule craft_transfer:
         test="data/prepared/{dataset}/test.parquet",
         code=stage("craft_transfer"),
     params:
-        # full-length iterations: stopping at the first iterate that fools the source would
-        # make weaker transfer examples
-        attacks=lambda w: as_json(
-            {
-                name: {k: v for k, v in attack_config(name).items() if k != "early_stop"}
-                for name in config["transfer"]["attacks"]
-            }
-        ),
-        crafts=lambda w: " ".join(
-            f"--craft {name}:{level}:{eps!r}" for name, level, eps in transfer_pairs(w.dataset)
-        ),
-        points=config["transfer"].get("points") or "all",
+        # full-length iterations (no early_stop): see labconfig.jobs.craft_transfer_args
+        attacks=job_arg(craft_transfer_args, "attacks", "dataset"),
+        crafts=job_arg(craft_transfer_args, "crafts", "dataset"),
+        points=job_arg(craft_transfer_args, "points", "dataset"),
         batch_size=config["evaluation"]["batch_size"],
         seed=SEED,
     threads: THREADS or 1
@@ -89,10 +81,10 @@ rule craft_transfer:
     log:
         "logs/craft_transfer/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.craft_transfer --model-dir $(dirname {input.weights}) --test {input.test}"
-        " --attacks '{params.attacks}' {params.crafts} --points {params.points}"
-        " --seed {params.seed} --batch-size {params.batch_size} --threads {threads}"
-        " --out {output} 2> {log}"
+        "python -m stages.craft_transfer --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
+        " --attacks {params.attacks:q} {params.crafts:q} --points {params.points:q}"
+        " --seed {params.seed:q} --batch-size {params.batch_size:q} --threads {threads:q}"
+        " --out {output:q} 2> {log:q}"
 
 
 rule transfer:
@@ -110,8 +102,8 @@ rule transfer:
     log:
         "logs/transfer/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.transfer --model-dir $(dirname {input.weights}) --examples {input.sources}"
-        " --batch-size {params.batch_size} --threads {threads} --out {output} 2> {log}"
+        "python -m stages.transfer --model-dir \"$(dirname {input.weights:q})\" --examples {input.sources:q}"
+        " --batch-size {params.batch_size:q} --threads {threads:q} --out {output:q} 2> {log:q}"
 
 
 rule probe:
@@ -123,9 +115,9 @@ rule probe:
         test="data/prepared/{dataset}/test.parquet",
         code=stage("probe"),
     params:
-        reference=lambda w: as_json(attack_config(SANITY_REFERENCE)),
+        reference=job_arg(probe_args, "reference", "dataset"),
         settings=as_json(config["sanity"]),
-        eps=lambda w: " ".join(repr(float(e)) for e in dataset_params(w)["eps"]),
+        eps=job_arg(probe_args, "eps", "dataset"),
         batch_size=config["evaluation"]["batch_size"],
         seed=SEED,
     threads: THREADS or 1
@@ -137,7 +129,7 @@ rule probe:
     log:
         "logs/probe/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.probe --model-dir $(dirname {input.weights}) --test {input.test}"
-        " --reference '{params.reference}' --settings '{params.settings}' --eps {params.eps}"
-        " --seed {params.seed} --batch-size {params.batch_size} --threads {threads}"
-        " --out {output.outcomes} --out-model {output.model} 2> {log}"
+        "python -m stages.probe --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
+        " --reference {params.reference:q} --settings {params.settings:q} --eps {params.eps:q}"
+        " --seed {params.seed:q} --batch-size {params.batch_size:q} --threads {threads:q}"
+        " --out {output.outcomes:q} --out-model {output.model:q} 2> {log:q}"

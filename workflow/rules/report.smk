@@ -4,7 +4,6 @@
 rule aggregate:
     output:
         metrics="results/metrics.parquet",
-        json="reports/metrics.json",
         transfer="results/transfer.parquet",
     input:
         expand(
@@ -16,15 +15,15 @@ rule aggregate:
         expand("models/{run}/{name}", run=RUNS, name=["card.json", "history.parquet"]),
         code=stage("aggregate"),
     params:
-        runs=" ".join(f"--run {run}" for run in RUNS),
-        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
-        baseline=baseline_args(),
+        runs=run_options(CFG),
+        attacks=attack_options(CFG),
+        baseline=baseline_options(CFG),
     log:
         "logs/aggregate.log",
     shell:
-        "python -m stages.aggregate --results-dir results --models-dir models {params.runs}"
-        " {params.attacks} {params.baseline} --stability --system --out-metrics {output.metrics}"
-        " --out-json {output.json} --out-transfer {output.transfer} 2> {log}"
+        "python -m stages.aggregate --results-dir results --models-dir models {params.runs:q}"
+        " {params.attacks:q} {params.baseline:q} --stability --system --out-metrics {output.metrics:q}"
+        " --out-transfer {output.transfer:q} 2> {log:q}"
 
 
 rule sanity:
@@ -38,15 +37,52 @@ rule sanity:
         expand("results/{run}/adversarial/{attack}.parquet", run=RUNS, attack=ATTACKS),
         code=stage("sanity"),
     params:
-        runs=" ".join(f"--run {run}" for run in RUNS),
-        attacks=" ".join(f"--attack {name}" for name in ATTACKS),
+        runs=run_options(CFG),
+        attacks=attack_options(CFG),
         settings=as_json(config["sanity"]),
         reference=SANITY_REFERENCE,
     log:
         "logs/sanity.log",
     shell:
-        "python -m stages.sanity --results-dir results {params.runs} {params.attacks}"
-        " --reference {params.reference} --settings '{params.settings}' --out {output} 2> {log}"
+        "python -m stages.sanity --results-dir results {params.runs:q} {params.attacks:q}"
+        " --reference {params.reference:q} --settings {params.settings:q} --out {output:q} 2> {log:q}"
+
+
+# DVC's metrics file: the headline numbers of every run (stages.headline), from the metrics
+# table and the sanity checks, so `dvc metrics show` / `dvc exp show` read at a glance.
+rule headline:
+    output:
+        "reports/metrics.json",
+    input:
+        metrics="results/metrics.parquet",
+        sanity="results/sanity.parquet",
+        code=stage("headline"),
+    params:
+        runs=run_options(CFG),
+    log:
+        "logs/headline.log",
+    shell:
+        "python -m stages.headline --metrics {input.metrics:q} --sanity {input.sanity:q}"
+        " {params.runs:q} --out {output:q} 2> {log:q}"
+
+
+# Paired comparisons of every two runs of one dataset and architecture (stages.compare).
+rule compare:
+    output:
+        "results/comparisons.parquet",
+    input:
+        expand("results/{run}/{kind}.parquet", run=RUNS, kind=["clean", "natural"]),
+        expand("results/{run}/adversarial/{attack}.parquet", run=RUNS, attack=ATTACKS),
+        code=stage("compare"),
+    params:
+        runs=run_options(CFG),
+        attacks=attack_options(CFG),
+        seed=SEED,
+    log:
+        "logs/compare.log",
+    shell:
+        "python -m stages.compare --results-dir results {params.runs:q} {params.attacks:q}"
+        " --seed {params.seed:q} --out {output:q} 2> {log:q}"
 
 
 # Inputs the figures and the report both read: tables, cards, histories (with those of the runs
@@ -68,10 +104,26 @@ REPORT_INPUTS = {
     "criticality": expand("results/{run}/criticality.parquet", run=CLAT_RUNS),
 }
 # --run and --attack-norm options of stages.figures and stages.report
-REPORT_ARGS = " ".join(
-    [f"--run {run}" for run in RUNS]
-    + [f"--attack-norm {name}={attack_norm(name)}" for name in ATTACKS]
-)
+REPORT_ARGS = report_options(CFG)
+
+
+# Tidy plot data for `dvc plots show` / `dvc plots diff` (stages.plots; dvc.yaml's plots
+# section). A directory: Snakemake empties it before the job, so no earlier grid's file stays.
+rule plots:
+    output:
+        directory("reports/plots"),
+    input:
+        metrics="results/metrics.parquet",
+        histories=REPORT_INPUTS["histories"],
+        criticality=REPORT_INPUTS["criticality"],
+        code=stage("plots"),
+    params:
+        runs=run_options(CFG),
+    log:
+        "logs/plots.log",
+    shell:
+        "python -m stages.plots --metrics {input.metrics:q} --models-dir models"
+        " --results-dir results {params.runs:q} --out-dir {output:q} 2> {log:q}"
 
 
 rule figures:
@@ -89,13 +141,13 @@ rule figures:
         code=[stage("figures"), stage("report")],
     params:
         args=REPORT_ARGS,
-        names=" ".join(FIGURE_NAMES),
+        names=FIGURE_NAMES,
     log:
         "logs/figures.log",
     shell:
-        "python -m stages.figures --metrics {input.metrics} --transfer {input.transfer}"
-        " --models-dir models --results-dir results {params.args} --names {params.names}"
-        " --out-dir reports/figures 2> {log}"
+        "python -m stages.figures --metrics {input.metrics:q} --transfer {input.transfer:q}"
+        " --models-dir models --results-dir results {params.args:q} --names {params.names:q}"
+        " --out-dir reports/figures 2> {log:q}"
 
 
 rule report:
@@ -105,16 +157,20 @@ rule report:
         **REPORT_INPUTS,
         figures=FIGURES,
         sanity="results/sanity.parquet",
+        comparisons="results/comparisons.parquet",
         tests=expand("data/prepared/{dataset}/test.parquet", dataset=DATASETS),
         code=stage("report"),
     params:
         args=REPORT_ARGS,
         params_hash=PARAMS_HASH,
+        # what the resolution adjusted (e.g. a subset size above its split), for the footer
+        notes=note_options(CFG),
     log:
         "logs/report.log",
     shell:
-        "python -m stages.report --metrics {input.metrics} --transfer {input.transfer}"
-        " --sanity {input.sanity} --models-dir models --results-dir results {params.args}"
-        " --test-tables {input.tests} --figures-dir reports/figures"
-        " --git-revision $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-        " --params-hash {params.params_hash} --out {output} 2> {log}"
+        "python -m stages.report --metrics {input.metrics:q} --transfer {input.transfer:q}"
+        " --sanity {input.sanity:q} --comparisons {input.comparisons:q} --models-dir models"
+        " --results-dir results {params.args:q}"
+        " --test-tables {input.tests:q} --figures-dir reports/figures"
+        " --git-revision \"$(git rev-parse --short HEAD 2>/dev/null || echo unknown)\""
+        " --params-hash {params.params_hash:q} {params.notes:q} --out {output:q} 2> {log:q}"

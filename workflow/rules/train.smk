@@ -11,18 +11,17 @@ rule train:
         train="data/prepared/{dataset}/train.parquet",
         code=stage("train"),
     params:
-        arch=lambda w: arch_base(w.arch),
-        arch_config=lambda w: as_json(arch_options(w.arch)),
-        technique_config=lambda w: as_json(config["techniques"][w.technique]),
-        train_config=as_json(config["train"]),
-        val_size=lambda w: dataset_params(w)["val_size"],
+        arch=job_arg(train_args, "arch", "dataset", "arch", "technique"),
+        arch_config=job_arg(train_args, "arch_config", "dataset", "arch", "technique"),
+        technique_config=job_arg(train_args, "technique_config", "dataset", "arch", "technique"),
+        train_config=job_arg(train_args, "train_config", "dataset", "arch", "technique"),
+        val_size=job_arg(train_args, "val_size", "dataset", "arch", "technique"),
         seed=SEED,
         out_dir=lambda w, output: str(Path(output.weights).parent),
         # weights CLAT runs start from; a parameter, so adding such a run retrains X with it
-        snapshots=lambda w: (
-            f"--snapshot-epoch {SNAPSHOTS[w.technique]}" if w.technique in SNAPSHOTS else ""
-        ),
+        snapshots=job_arg(train_args, "snapshots", "dataset", "arch", "technique"),
     wildcard_constraints:
+        arch=one_of(TRAINED_ARCHS),
         technique=one_of(set(TRAINED_TECHNIQUES) - set(SNAPSHOT_TECHNIQUES)),
     threads: THREADS or 1
     # what a cluster job asks for (profiles/slurm); params.yaml resources.train overrides
@@ -36,12 +35,12 @@ rule train:
     log:
         "logs/train/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.train --train {input.train} --dataset {wildcards.dataset}"
-        " --arch {params.arch} --arch-name {wildcards.arch} --arch-config '{params.arch_config}'"
-        " --technique {wildcards.technique} --technique-config '{params.technique_config}'"
-        " --train-config '{params.train_config}' --val-size {params.val_size}"
-        " --seed {params.seed} {params.snapshots} --threads {threads}"
-        " --out-dir {params.out_dir} 2> {log}"
+        "python -m stages.train --train {input.train:q} --dataset {wildcards.dataset:q}"
+        " --arch {params.arch:q} --arch-name {wildcards.arch:q} --arch-config {params.arch_config:q}"
+        " --technique {wildcards.technique:q} --technique-config {params.technique_config:q}"
+        " --train-config {params.train_config:q} --val-size {params.val_size:q}"
+        " --seed {params.seed:q} {params.snapshots:q} --threads {threads:q}"
+        " --out-dir {params.out_dir:q} 2> {log:q}"
 
 
 # The same training for a technique CLAT starts from before its last epoch: the snapshot it
@@ -53,6 +52,7 @@ use rule train as train_snapshot with:
         card="models/{dataset}/{arch}/{technique}/card.json",
         snapshot="models/{dataset}/{arch}/{technique}/pretrain_snapshot.safetensors",
     wildcard_constraints:
+        arch=one_of(TRAINED_ARCHS),
         technique=one_of(SNAPSHOT_TECHNIQUES),
 
 
@@ -64,25 +64,20 @@ rule clat:
         criticality="results/{dataset}/{arch}/{technique}/criticality.parquet",
     input:
         train="data/prepared/{dataset}/train.parquet",
-        pretrained=lambda w: f"models/{w.dataset}/{w.arch}/{clat_base(w.technique)}/model.safetensors",
-        snapshot=lambda w: (
-            f"models/{w.dataset}/{w.arch}/{clat_base(w.technique)}/pretrain_snapshot.safetensors"
-            if pretrain_epochs(w.technique) < config["train"]["epochs"]
-            else []
-        ),
+        pretrained=job_arg(clat_inputs, "pretrained", "dataset", "arch", "technique"),
+        snapshot=job_arg(clat_inputs, "snapshot", "dataset", "arch", "technique"),
         code=stage("clat"),
     params:
-        arch=lambda w: arch_base(w.arch),
-        base=lambda w: clat_base(w.technique),
-        init_epoch=lambda w: pretrain_epochs(w.technique),
-        clat_config=lambda w: as_json(
-            {k: v for k, v in config["techniques"][w.technique].items() if k != "pretrain_epochs"}
-        ),
-        train_config=as_json(config["train"]),
-        val_size=lambda w: dataset_params(w)["val_size"],
+        arch=job_arg(clat_args, "arch", "dataset", "arch", "technique"),
+        base=job_arg(clat_args, "base", "dataset", "arch", "technique"),
+        init_epoch=job_arg(clat_args, "init_epoch", "dataset", "arch", "technique"),
+        clat_config=job_arg(clat_args, "clat_config", "dataset", "arch", "technique"),
+        train_config=job_arg(clat_args, "train_config", "dataset", "arch", "technique"),
+        val_size=job_arg(clat_args, "val_size", "dataset", "arch", "technique"),
         seed=SEED,
         out_dir=lambda w, output: str(Path(output.weights).parent),
     wildcard_constraints:
+        arch=one_of(TRAINED_ARCHS),
         technique=one_of(CLAT_TECHNIQUES),
     threads: THREADS or 1
     resources:
@@ -94,9 +89,52 @@ rule clat:
     log:
         "logs/clat/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.clat --train {input.train} --dataset {wildcards.dataset}"
-        " --arch {params.arch} --init-dir $(dirname {input.pretrained})"
-        " --init-epoch {params.init_epoch} --pretrain-technique {params.base}"
-        " --clat-config '{params.clat_config}' --train-config '{params.train_config}'"
-        " --val-size {params.val_size} --seed {params.seed} --threads {threads}"
-        " --out-dir {params.out_dir} --criticality-out {output.criticality} 2> {log}"
+        "python -m stages.clat --train {input.train:q} --dataset {wildcards.dataset:q}"
+        " --arch {params.arch:q} --init-dir \"$(dirname {input.pretrained:q})\""
+        " --init-epoch {params.init_epoch:q} --pretrain-technique {params.base:q}"
+        " --clat-config {params.clat_config:q} --train-config {params.train_config:q}"
+        " --val-size {params.val_size:q} --seed {params.seed:q} --threads {threads:q}"
+        " --out-dir {params.out_dir:q} --criticality-out {output.criticality:q} 2> {log:q}"
+
+
+# External models (external_models:, docs/external_models.md) are imported instead of trained:
+# the file is checked (content, keys, shapes, class count) and the run's model folder written
+# with what the evaluation, aggregate and report read. The file is an input: replacing it
+# reruns the import and every evaluation of the model.
+rule import_model:
+    output:
+        weights="models/{dataset}/{arch}/{technique}/model.safetensors",
+        history="models/{dataset}/{arch}/{technique}/history.parquet",
+        card="models/{dataset}/{arch}/{technique}/card.json",
+    input:
+        source=lambda w: external_source(CFG.config, w.arch),
+        test="data/prepared/{dataset}/test.parquet",
+        code=stage("import_model"),
+    params:
+        source=job_arg(import_args, "source", "dataset", "arch"),
+        arch=job_arg(import_args, "arch", "dataset", "arch"),
+        key_prefix=job_arg(import_args, "key_prefix", "dataset", "arch"),
+        family=job_arg(import_args, "family", "dataset", "arch"),
+        normalization=job_arg(import_args, "normalization", "dataset", "arch"),
+        out_dir=lambda w, output: str(Path(output.card).parent),
+    wildcard_constraints:
+        arch=one_of(EXTERNAL_WEIGHTS),
+    threads: THREADS or 1
+    log:
+        "logs/import_model/{dataset}/{arch}/{technique}.log",
+    shell:
+        "python -m stages.import_model --test {input.test:q} --dataset {wildcards.dataset:q}"
+        " --arch-name {wildcards.arch:q} --technique {wildcards.technique:q}"
+        " {params.source:q} {params.arch:q} {params.key_prefix:q} {params.family:q}"
+        " --normalization {params.normalization:q} --threads {threads:q}"
+        " --out-dir {params.out_dir:q} 2> {log:q}"
+
+
+# The same import for a torch.export program: the run's folder holds program.pt2.
+use rule import_model as import_program with:
+    output:
+        program="models/{dataset}/{arch}/{technique}/program.pt2",
+        history="models/{dataset}/{arch}/{technique}/history.parquet",
+        card="models/{dataset}/{arch}/{technique}/card.json",
+    wildcard_constraints:
+        arch=one_of(EXTERNAL_PROGRAMS),

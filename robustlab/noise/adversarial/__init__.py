@@ -11,7 +11,7 @@ Modules: ``base`` (contract, registry), ``norms`` (balls, projections, random po
 ``probes`` (model-level sanity probes).
 
 Written here rather than taken from torchattacks, which cannot be installed beside this torch
-build (see the README); the PGD loop is the textbook one (Madry et al.).
+build (see docs/development.md); the PGD loop is the textbook one (Madry et al.).
 """
 
 from robustlab.noise.adversarial.ascent import gradient_ascent, linf_ascent

@@ -84,12 +84,25 @@ def _norm_name(attack: Attack, value: str) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class _PyAutoAttack(Attack):
-    """Shared driver: builds pyautoattack's ``AutoAttack`` per call, runs it, keeps flags."""
+    """Shared driver: builds pyautoattack's ``AutoAttack`` per call, runs its stages, keeps
+    the flags raised and the stage that fooled each point.
+
+    The stages (``attacks_to_run``) run one pyautoattack call each, every one on the points
+    the previous stages left standing, with the same seed: the same cascade, examples and
+    robust points as one ``run_standard_evaluation`` call (each stage seeds itself), plus the
+    name of the stage that broke each point. pyautoattack's Square check, which needs every
+    stage's accuracy, is run on the accuracies of the whole cascade.
+    """
 
     norm: str = "linf"
     seed: int = 0
     #: flag name -> message of every check that fired since construction (or ``flags.clear()``)
     flags: dict[str, str] = field(default_factory=dict, init=False, compare=False, repr=False)
+    #: per point of the last call: the stage whose example fooled the model, "" where none did
+    #: (still correct, or misclassified before any stage ran)
+    fooled_by: list[str] = field(default_factory=list, init=False, compare=False, repr=False)
+    #: the stages in the order they run (pyautoattack's ``attacks_to_run``), once called
+    stage_names: list[str] = field(default_factory=list, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "norm", _norm_name(self, self.norm))
@@ -102,14 +115,42 @@ class _PyAutoAttack(Attack):
         return int(generator.initial_seed()) if generator is not None else int(self.seed)
 
     def _craft(self, model, x, y, eps, generator) -> torch.Tensor:
+        from pyautoattack import checks
+
         seed = self._seed(generator)
         devices = [x.device] if x.device.type == "cuda" else []
+        y = y.long()
+        x_adv = x.clone()
+        fooled_by = [""] * len(x)
         with torch.random.fork_rng(devices=devices), _captured_checks() as messages:
             adversary = self._configure(model, eps, seed, x.device)
-            x_adv, _ = adversary.run_standard_evaluation(x, y.long(), batch_size=len(x))
+            stages = list(adversary.attacks_to_run)
+            self.stage_names[:] = stages
+            with torch.no_grad():
+                correct = model(x).argmax(1) == y
+            accuracy = {"clean": float(correct.float().mean())}
+            # the first stage sees every point, like one pyautoattack call (its checks run on
+            # the whole batch and it skips the misclassified points itself)
+            standing = torch.arange(len(x), device=x.device)
+            for position, stage in enumerate(stages):
+                if position and len(standing) == 0:
+                    break
+                adversary.attacks_to_run = [stage]
+                out, y_out = adversary.run_standard_evaluation(
+                    x[standing], y[standing], batch_size=len(standing)
+                )
+                broken = y_out.to(y.device) != y[standing]
+                rows = standing[broken]
+                x_adv[rows] = out[broken].to(x_adv.dtype)
+                for row in rows[correct[rows]].tolist():
+                    fooled_by[row] = stage
+                standing = standing[~broken]
+                accuracy[stage] = len(standing) / len(x)
+            checks.check_square_sr(accuracy, logger=adversary.logger)
         for message in messages:
             self.flags.setdefault(flag_name(message), message)
-        return x_adv.to(x.dtype)
+        self.fooled_by[:] = fooled_by
+        return x_adv
 
 
 @ATTACKS.register("autoattack")

@@ -1,4 +1,4 @@
-"""Model-level sanity probes of an honest robustness evaluation (notes/papers.md, section 4).
+"""Model-level sanity probes of an honest robustness evaluation (docs/attacks.md, "Sanity probes").
 
 Each probe returns a :class:`ProbeResult`: pass/fail with the measured number behind it.
 ``bool(result)`` is the verdict and ``float(result)`` the number. Models are probed as given:

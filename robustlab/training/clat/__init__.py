@@ -1,11 +1,12 @@
-"""CLAT — criticality-leveraged adversarial fine-tuning (seed 002).
+"""CLAT — criticality-leveraged adversarial fine-tuning.
 
-``forward_order_layers`` numbers the Conv2d/Linear layers, ``measure_criticality`` computes
-Eq. 5-6 on one batch, ``select_layers`` picks the layers, ``ClatObjective`` is Eq. 8-9 and
-``fit_clat`` runs Algorithm 1 with checkpoints.
+``forward_order_layers`` numbers the candidate layers (main-path convolutions by default),
+``measure_criticality`` computes Eq. 5-6 on one batch, ``select_layers`` picks the layers,
+``ClatObjective`` is Eq. 8-9, ``calibrate_lambda`` sets lambda for ``lam: auto`` and
+``fit_clat`` runs Algorithm 1 through the library's training loop (``ClatStrategy``).
 """
 
-from robustlab.training.clat.config import ClatConfig
+from robustlab.training.clat.config import ClatConfig, scaled_period
 from robustlab.training.clat.criticality import (
     criticality_indices,
     feature_weakness,
@@ -16,19 +17,30 @@ from robustlab.training.clat.criticality import (
 )
 from robustlab.training.clat.finetune import (
     ClatResult,
+    ClatStrategy,
+    criticality_batch,
     fit_clat,
     freeze_all_but,
     is_selection_epoch,
 )
-from robustlab.training.clat.layers import FeatureTap, Layer, forward_order_layers
-from robustlab.training.clat.objective import ClatObjective
+from robustlab.training.clat.layers import (
+    FeatureTap,
+    Layer,
+    candidate_modules,
+    forward_order_layers,
+)
+from robustlab.training.clat.objective import ClatObjective, calibrate_lambda, layer_distances
 
 __all__ = [
     "ClatConfig",
     "ClatObjective",
     "ClatResult",
+    "ClatStrategy",
     "FeatureTap",
     "Layer",
+    "calibrate_lambda",
+    "candidate_modules",
+    "criticality_batch",
     "criticality_indices",
     "feature_weakness",
     "fit_clat",
@@ -36,7 +48,9 @@ __all__ = [
     "freeze_all_but",
     "is_selection_epoch",
     "layer_count",
+    "layer_distances",
     "measure_criticality",
+    "scaled_period",
     "select_layers",
     "top_k",
 ]

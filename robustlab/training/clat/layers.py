@@ -1,10 +1,22 @@
-"""CLAT's layers: the network's Conv2d and Linear modules, numbered in forward order.
+"""CLAT's candidate layers, numbered in forward order, and a tap on their outputs.
 
-A "layer" f_i is one Conv2d or Linear module and F_i(x) is its output (before any batch norm or
-activation that follows it). Layers are numbered 1..n in the order in which one forward pass
-first calls them (found with forward hooks), so a shortcut convolution gets the number of the
-moment the block runs it; a module that is never called is not a layer, and a module called
-twice keeps the number of its first call.
+A "layer" f_i is one module whose output F_i(x) is taken before any batch norm or activation
+that follows it. Which modules are candidates (``select_from``):
+
+- ``main`` (default): the main-path convolutions: every Conv2d except shortcut / downsample
+  convolutions (a module path with a part named ``shortcut``, ``downsample`` or ``skip``) and
+  the convolutions of squeeze-and-excitation modules; the classifier and all Linear layers are
+  left out. CLAT's Table 3 lists no classifier and its indices, with Table 6's RN18 count (one
+  3x3 256->256 convolution), fit a numbering of main-path convolutions only. A network with
+  fewer than two such convolutions (ViT, MLP-Mixer: only the patch embedding) takes the Linear
+  layers of its MLP blocks (a module path with a part containing ``mlp``) instead; the paper
+  covers CNNs only, so this is the library's choice for transformers;
+- ``conv``: every Conv2d (shortcuts and SE convolutions too);
+- ``all``: every Conv2d and Linear (classifier and SE layers too).
+
+Candidates are numbered 1..n in the order in which one forward pass first calls them (forward
+hooks), so the weakness chain W_{i-1} of Eq. 6 runs along the same candidates; a module that is
+never called is no candidate, and a module called twice keeps the number of its first call.
 """
 
 from __future__ import annotations
@@ -15,9 +27,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from robustlab.models.layers import SqueezeExcite
 from robustlab.training.modes import eval_mode
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
+SELECT_FROM = ("main", "conv", "all")
+SIDE_PATH_NAMES = ("shortcut", "downsample", "skip")
 
 
 @dataclass(frozen=True)
@@ -33,25 +48,69 @@ class Layer:
         return sum(p.numel() for p in self.module.parameters())
 
 
-def forward_order_layers(model: nn.Module, x: torch.Tensor) -> list[Layer]:
-    """The Conv2d and Linear modules of ``model`` in the order a forward pass on ``x`` calls
-    them (eval mode, no gradient; batch-norm statistics are untouched)."""
-    names = {module: name for name, module in model.named_modules()}
+def _inside_se(model: nn.Module) -> set[nn.Module]:
+    """Modules that belong to a squeeze-and-excitation block."""
+    return {
+        inner
+        for module in model.modules()
+        if isinstance(module, SqueezeExcite)
+        for inner in module.modules()
+    }
+
+
+def _on_side_path(name: str) -> bool:
+    return any(part in SIDE_PATH_NAMES for part in name.split("."))
+
+
+def candidate_modules(model: nn.Module, select_from: str = "main") -> list[tuple[str, nn.Module]]:
+    """(qualified name, module) of the candidate layers, in definition order (see the module
+    docstring for ``select_from``)."""
+    if select_from not in SELECT_FROM:
+        raise ValueError(
+            f"clat select_from must be one of {', '.join(SELECT_FROM)}, not {select_from!r}"
+        )
+    named = [(n, m) for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+    if select_from == "all":
+        return named
+    convs = [(n, m) for n, m in named if isinstance(m, nn.Conv2d)]
+    if select_from == "conv":
+        return convs
+    se = _inside_se(model)
+    main = [(n, m) for n, m in convs if m not in se and not _on_side_path(n)]
+    if len(main) >= 2:
+        return main
+    return [
+        (n, m)
+        for n, m in named
+        if isinstance(m, nn.Linear) and any("mlp" in part for part in n.split("."))
+    ]
+
+
+def forward_order_layers(
+    model: nn.Module, x: torch.Tensor, select_from: str = "main"
+) -> list[Layer]:
+    """The candidate layers of ``model`` in the order a forward pass on ``x`` calls them (eval
+    mode, no gradient; batch-norm statistics are untouched)."""
+    candidates = candidate_modules(model, select_from)
+    names = {module: name for name, module in candidates}
     order: list[nn.Module] = []
 
     def record(module: nn.Module, _inputs, _output) -> None:
         if module not in order:
             order.append(module)
 
-    handles = [
-        m.register_forward_hook(record) for m in model.modules() if isinstance(m, LAYER_TYPES)
-    ]
+    handles = [module.register_forward_hook(record) for module in names]
     try:
         with torch.no_grad(), eval_mode(model):
             model(x)
     finally:
         for handle in handles:
             handle.remove()
+    if not order:
+        raise ValueError(
+            f"no candidate layer ({select_from!r}) runs in this model's forward pass; "
+            "choose another clat select_from"
+        )
     return [Layer(i, names[m], m) for i, m in enumerate(order, start=1)]
 
 
