@@ -5,9 +5,9 @@ python -m stages.headline --metrics results/metrics.parquet [--sanity results/sa
 
 Writes ``{dataset: {arch/technique: {key: value}}}`` atomically with the same 12 keys for every
 run (robustlab.metrics.table.HEADLINE_KEYS: clean and robust accuracy, WCAR, mCE, relative mCE,
-mFR, NSD, params, MACs, sanity checks passed and run), null where the tables lack a number, so
+mFR, NSD, params, MACs, sanity checks passed and run), leaving out a number the tables lack, so
 ``dvc metrics show`` and ``dvc exp show`` stay readable. Every other number stays in
-``results/metrics.parquet``. A missing ``--sanity`` file gives null sanity counts and a warning.
+``results/metrics.parquet``. A missing ``--sanity`` file leaves the sanity counts out, with a warning.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         else:
             print(
                 f"warning: {args.sanity}: missing (written by stages.sanity); "
-                "sanity_passed and sanity_total are null",
+                "sanity_passed and sanity_total are left out",
                 file=sys.stderr,
             )
     write_json(metrics_json(frame, sanity, args.run), args.out)

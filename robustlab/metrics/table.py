@@ -368,10 +368,11 @@ def metrics_json(
     frame: pd.DataFrame, sanity: pd.DataFrame | None = None, runs: Iterable[Run] = ()
 ) -> dict[str, dict[str, Headline]]:
     """``{dataset: {"arch/technique": {key: value}}}``: the :data:`HEADLINE_KEYS` of every run
-    (:func:`headline_metrics`), rates rounded to 4 decimals, counts as integers, null where a
-    table lacks the number. Every key is present for every run, so the columns of
-    ``dvc exp show`` are the same whatever the grid."""
+    (:func:`headline_metrics`), rates rounded to 4 decimals, counts as integers. A number the
+    tables lack is left out rather than written as null: DVC drops null metrics, so a null
+    would make ``dvc exp show`` disagree with the file (it shows "-" for an absent key)."""
     out: dict[str, dict[str, Headline]] = {}
     for (dataset, arch, technique), values in headline_metrics(frame, sanity, runs).items():
-        out.setdefault(dataset, {})[f"{arch}/{technique}"] = values
+        present = {key: value for key, value in values.items() if value is not None}
+        out.setdefault(dataset, {})[f"{arch}/{technique}"] = present
     return out
