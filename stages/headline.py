@@ -7,7 +7,8 @@ Writes ``{dataset: {arch/technique: {key: value}}}`` atomically with the same 12
 run (robustlab.metrics.table.HEADLINE_KEYS: clean and robust accuracy, WCAR, mCE, relative mCE,
 mFR, NSD, params, MACs, sanity checks passed and run), leaving out a number the tables lack, so
 ``dvc metrics show`` and ``dvc exp show`` stay readable. Every other number stays in
-``results/metrics.parquet``. A missing ``--sanity`` file leaves the sanity counts out, with a warning.
+``results/metrics.parquet``. A missing ``--sanity`` file leaves the sanity counts out, with a
+warning.
 """
 
 from __future__ import annotations
