@@ -34,6 +34,7 @@ from robustlab.models.store import build_from_spec, save_weights
 from robustlab.seeding import default_device, seed_everything
 from robustlab.training.clat import ClatConfig, ClatResult, fit_clat
 from robustlab.training.config import TrainConfig
+from robustlab.training.precision import resolve_amp
 from stages.common import (
     json_object,
     library_versions,
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_size": len(train_set[0]),
         "val_size": len(val_set[0]),
         "train_config": asdict(config),
+        "amp_used": resolve_amp(config.amp, default_device()),
         "source_checksum": data.source_checksum,
         "versions": library_versions(),
         **spec,

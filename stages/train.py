@@ -26,6 +26,7 @@ from robustlab.models import architecture_family, count_macs, count_params
 from robustlab.models.store import build_from_spec, model_spec, save_weights
 from robustlab.seeding import default_device, seed_everything
 from robustlab.training.loop import TrainConfig, fit
+from robustlab.training.precision import resolve_amp
 from robustlab.training.techniques import build_technique
 from stages.common import (
     json_object,
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         "train_size": len(train_set[0]),
         "val_size": len(val_set[0]),
         "train_config": asdict(config),
+        "amp_used": resolve_amp(config.amp, default_device()),
         "snapshot_epochs": sorted(set(args.snapshot_epoch)),
         "source_checksum": data.source_checksum,
         "versions": library_versions(),

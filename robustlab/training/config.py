@@ -33,7 +33,8 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixup_alpha: float = 0.0  # > 0: mixup with lambda ~ Beta(alpha, alpha)
     cutmix_alpha: float = 0.0  # > 0: cutmix; with mixup too, each batch picks one (p = 0.5)
-    amp: str = "bf16"  # bf16 autocast for training steps (evaluation is always fp32) | none
+    amp: str = "bf16"  # bf16 autocast for training steps | none | auto (bf16 where native;
+    # robustlab.training.precision); evaluation is always fp32
     channels_last: bool = False
     val_pgd_eps: float = 0.1
     val_pgd_steps: int = 10
@@ -56,8 +57,8 @@ class TrainConfig:
             )
         if self.nesterov and self.optimizer == "adamw":
             raise ValueError("nesterov applies to SGD only; drop it or use optimizer sgd_nesterov")
-        if self.amp not in ("bf16", "none"):
-            raise ValueError(f"amp must be bf16 or none, not {self.amp!r}")
+        if self.amp not in ("auto", "bf16", "none"):
+            raise ValueError(f"amp must be auto, bf16 or none, not {self.amp!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if not 0.0 <= self.label_smoothing < 1.0:

@@ -29,6 +29,7 @@ from robustlab.training.ema import EMA
 from robustlab.training.fingerprint import fingerprint
 from robustlab.training.modes import eval_mode, set_train_mode
 from robustlab.training.optim import build_optimizer, learning_rate
+from robustlab.training.precision import resolve_amp
 from robustlab.training.strategy import TrainingStrategy
 from robustlab.training.targets import hard_labels, training_targets
 from robustlab.training.techniques import Technique
@@ -76,7 +77,7 @@ def train_epoch(
     n = len(x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
-    use_amp = config.amp == "bf16"
+    use_amp = resolve_amp(config.amp, device) == "bf16"
     fmt = memory_format(config)
     order = torch.randperm(n, generator=generator)
     set_train_mode(model, freeze_bn_stats)
