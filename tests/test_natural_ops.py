@@ -13,7 +13,7 @@ from scipy import ndimage
 from robustlab.noise import natural
 from robustlab.noise.natural import apply_corruption, ops, textures
 from robustlab.noise.natural.blur import glass_shuffle_index
-from robustlab.noise.natural.digital import pil_resize_matrix
+from robustlab.noise.natural.digital import box_upscale_source
 from robustlab.noise.natural.extra import saturate_float
 
 
@@ -57,13 +57,14 @@ def test_zoom_matrix_is_scipys_centre_zoom(n: int, factor: float) -> None:
     np.testing.assert_allclose(ops.zoom_matrix(n, factor, full=True) @ v, zoomed, atol=1e-12)
 
 
-def test_pil_box_weights() -> None:
-    box = Image.Resampling.BOX
-    np.testing.assert_allclose(pil_resize_matrix(4, 2, box), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
-    up = pil_resize_matrix(2, 4, box)
-    np.testing.assert_allclose(up, [[1, 0], [1, 0], [0, 1], [0, 1]])
-    for n_in, n_out in [(28, 16), (32, 20), (224, 56), (16, 28)]:
-        np.testing.assert_allclose(pil_resize_matrix(n_in, n_out, box).sum(axis=1), 1, atol=1e-6)
+def test_box_upscale_source_is_pils_copy() -> None:
+    # 2 -> 4 copies each input twice. 4 -> 6 (scale 1.5): output i's centre (i + 0.5) / 1.5
+    # in input units is 0.33, 1, 1.67, 2.33, 3, 3.67; BOX takes the input whose centre j + 0.5
+    # is within [-0.5, 0.5) of it: inputs 0, 1, 1, 2, 3, 3 (at 1 and 3, the tie goes up)
+    assert box_upscale_source(2, 4).tolist() == [0, 0, 1, 1]
+    assert box_upscale_source(4, 6).tolist() == [0, 1, 1, 2, 3, 3]
+    with pytest.raises(ValueError, match="not an upscale"):
+        box_upscale_source(6, 4)
 
 
 def test_pixelate_hand_computed_at_224() -> None:
