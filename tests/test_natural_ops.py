@@ -59,8 +59,9 @@ def test_zoom_matrix_is_scipys_centre_zoom(n: int, factor: float) -> None:
 
 def test_box_upscale_source_is_pils_copy() -> None:
     # 2 -> 4 copies each input twice. 4 -> 6 (scale 1.5): output i's centre (i + 0.5) / 1.5
-    # in input units is 0.33, 1, 1.67, 2.33, 3, 3.67; BOX takes the input whose centre j + 0.5
-    # is within [-0.5, 0.5) of it: inputs 0, 1, 1, 2, 3, 3 (at 1 and 3, the tie goes up)
+    # in input units is 0.33, 1, 1.67, 2.33, 3, 3.67; PIL's box filter takes the input whose
+    # centre j + 0.5 lies in (centre - 0.5, centre + 0.5]: inputs 0, 1, 1, 2, 3, 3 (the ties
+    # at 1 and 3 go up, where NEAREST would give 0, 1, 1, 2, 2, 3)
     assert box_upscale_source(2, 4).tolist() == [0, 0, 1, 1]
     assert box_upscale_source(4, 6).tolist() == [0, 1, 1, 2, 3, 3]
     with pytest.raises(ValueError, match="not an upscale"):

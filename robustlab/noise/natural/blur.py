@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
-import torch
 
 from robustlab.noise.natural import ops
 from robustlab.noise.natural._base import corruptions, to_float, to_uint8
@@ -102,19 +103,40 @@ def zoom_factors(stop: float, step: float) -> np.ndarray:
 def zoom(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Average of the image and its centre zooms by each factor (float32 N x H x W x C).
 
-    Works on an H x (N C) x W layout, where both 1-D zooms are plain matrix products and the
-    sum over factors accumulates in place.
+    Each zoom samples the image bilinearly where :func:`ops.zoom_matrix` does (scipy's
+    ``zoom(order=1)`` of the centre crop), as one OpenCV ``remap`` per image and factor with
+    maps cached per size and factor; an image and its running sum stay in cache throughout.
     """
     n, h, w, c = x.shape
-    q = torch.from_numpy(np.ascontiguousarray(x.transpose(1, 0, 3, 2))).reshape(h, n * c * w)
-    acc = q.clone()
-    for f in factors:
-        rows = torch.from_numpy(ops.zoom_matrix(h, float(f)).astype(np.float32))
-        cols = torch.from_numpy(ops.zoom_matrix(w, float(f)).astype(np.float32))
-        across = (q.reshape(-1, w) @ cols.T).reshape(h, -1)
-        torch.addmm(acc, rows, across, out=acc)
-    acc /= len(factors) + 1
-    return np.ascontiguousarray(acc.reshape(h, n, c, w).numpy().transpose(1, 0, 3, 2))
+    maps = [zoom_maps(h, w, float(f)) for f in factors]
+    out = np.empty_like(x)
+    for i in range(n):
+        acc = x[i].copy()
+        for map_x, map_y in maps:
+            zoomed = cv2.remap(x[i], map_x, map_y, cv2.INTER_LINEAR, None, cv2.BORDER_REPLICATE)
+            acc += zoomed.reshape(h, w, c)
+        out[i] = acc
+    out *= np.float32(1 / (len(factors) + 1))
+    return out
+
+
+@lru_cache(maxsize=256)
+def zoom_maps(height: int, width: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV remap coordinates (x, y; float32 H x W each) of a centre zoom by ``factor``.
+
+    Output pixel i of a side of n reads input ``top + i (crop - 1) / (out - 1)``
+    (:func:`ops.zoom_size`), the sampling of scipy's ``zoom(order=1)`` of the centre crop.
+    """
+    coords = []
+    for n in (width, height):
+        top, crop, out = ops.zoom_size(n, factor)
+        step = (crop - 1) / (out - 1) if out > 1 else 1.0
+        coords.append((top + np.arange(n) * step).astype(np.float32))
+    map_x = np.ascontiguousarray(np.broadcast_to(coords[0][None, :], (height, width)))
+    map_y = np.ascontiguousarray(np.broadcast_to(coords[1][:, None], (height, width)))
+    for m in (map_x, map_y):
+        m.setflags(write=False)
+    return map_x, map_y
 
 
 @corruptions.register("zoom_blur")
