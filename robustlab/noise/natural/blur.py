@@ -43,31 +43,37 @@ def glass_shuffle_index(
     at once here instead of looping pixel by pixel.
     """
     d = int(max_delta)
-    rows = np.arange(d + 1, height - d + 1)
-    cols = np.arange(d + 1, width - d + 1)
     size = height * width
-    total = np.arange(n * size).reshape(n, size)
-    if len(rows) == 0 or len(cols) == 0:
-        return total.reshape(n, height, width)
-    base = np.arange(n)[:, None, None] * size
-    here = (rows[:, None] * width + cols[None, :])[None]
+    flat = np.arange(n * size)
+    if height - 2 * d < 1 or width - 2 * d < 1:
+        return flat.reshape(n, height, width) % size
+    block = (slice(None), slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
+    here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
+    visited = np.zeros(n * size, bool)
+    visited.reshape(n, height, width)[block] = True
+    total = flat
     for _ in range(iterations):
-        shift = rng.integers(-d, d, size=(n, len(rows), len(cols), 2))
-        src = np.arange(n * size)
-        target = (rows[None, :, None] + shift[..., 1]) * width + cols[None, None, :] + shift[..., 0]
-        src[(base + here).ravel()] = (base + target).ravel()
-        written = np.zeros(n * size, bool)
-        written[(base + here).ravel()] = True
-        # continuing past src(q) means src(q) was written before q (later in raster order)
-        cont = written[src] & (src > np.arange(n * size))
-        result, cur = src.copy(), np.arange(n * size)
-        active = np.nonzero(cont)[0]
+        shift = rng.integers(-d, d, size=(*here.shape, 2))
+        offset = shift[..., 1] * width
+        offset += shift[..., 0]
+        target = here + offset
+        src = flat.copy()
+        src.reshape(n, height, width)[block] = target
+        # the copy continues through its source if the loop wrote that earlier: the source is
+        # visited and later in raster order (offset > 0, the loop runs backwards)
+        later = offset > 0
+        later &= visited[target]
+        cont = np.zeros(n * size, bool)
+        cont.reshape(n, height, width)[block] = later
+        result = src.copy()
+        active = np.flatnonzero(cont)
+        cur = src[active]
         while len(active):
-            cur[active] = src[cur[active]]
-            result[active] = src[cur[active]]
-            active = active[cont[cur[active]]]
-        total = total.ravel()[result].reshape(n, size)
-    return (total - base[:, :, 0]).reshape(n, height, width)
+            result[active] = src[cur]
+            more = cont[cur]
+            active, cur = active[more], src[cur[more]]
+        total = total[result]
+    return total.reshape(n, height, width) % size
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
