@@ -14,6 +14,7 @@ from robustlab.noise import natural
 from robustlab.noise.natural import apply_corruption, ops, textures
 from robustlab.noise.natural.blur import glass_shuffle_index
 from robustlab.noise.natural.digital import box_upscale_source
+from robustlab.noise.natural.noise import poisson_of_levels
 from robustlab.noise.natural.extra import saturate_float
 
 
@@ -321,6 +322,26 @@ def test_gaussian_noise_sigma() -> None:
         # truncation adds uniform quantisation noise (variance 1/12) and shifts the mean by -0.5
         assert out.std() == pytest.approx(np.sqrt((sigma * 255) ** 2 + 1 / 12), rel=0.02)
         assert out.mean() == pytest.approx(127.5, abs=0.5)
+
+
+class _FixedUniforms:
+    def __init__(self, values: list[float]) -> None:
+        self.values = np.array(values)
+
+    def random(self, shape):
+        return self.values.reshape(shape)
+
+
+def test_poisson_by_inversion_hand_computed() -> None:
+    # rate 1 / 255: level 255 has lambda = 1, CDF e^-1 (1 + 1, + 1/2, + 1/6) = 0.368, 0.736,
+    # 0.920, 0.981, so u = 0.3, 0.5, 0.8, 0.95, 0.99 draw 0, 1, 2, 3, 4; level 0 always draws 0
+    levels = np.array([255, 255, 255, 255, 255, 0], np.uint8)
+    rng = _FixedUniforms([0.3, 0.5, 0.8, 0.95, 0.99, 0.999])
+    draws = poisson_of_levels(levels, 1 / 255, rng)  # type: ignore[arg-type]
+    assert draws.tolist() == [0, 1, 2, 3, 4, 0]
+    # just below and above a CDF value: e^-1 = 0.36788 splits draws 0 and 1
+    rng = _FixedUniforms([0.36787, 0.36789])
+    assert poisson_of_levels(levels[:2], 1 / 255, rng).tolist() == [0, 1]  # type: ignore[arg-type]
 
 
 def test_shot_noise_variance() -> None:
