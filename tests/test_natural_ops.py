@@ -14,8 +14,8 @@ from robustlab.noise import natural
 from robustlab.noise.natural import apply_corruption, ops, textures
 from robustlab.noise.natural.blur import glass_shuffle_index
 from robustlab.noise.natural.digital import box_upscale_source
-from robustlab.noise.natural.noise import poisson_of_levels
 from robustlab.noise.natural.extra import saturate_float
+from robustlab.noise.natural.noise import poisson_of_levels
 
 
 def blocks(values: np.ndarray, size: int) -> np.ndarray:
