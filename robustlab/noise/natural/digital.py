@@ -42,12 +42,11 @@ def elastic_draws(
     maps = (
         np.stack([cv2.getAffineTransform(src, dst) for dst in moved]) if n else np.zeros((0, 2, 3))
     )
-    rows = ops.gaussian_matrix(height, float(p.sigma), 3.0, "reflect")
-    cols = ops.gaussian_matrix(width, float(p.sigma), 3.0, "reflect")
     fields = []
     for _ in range(2):
         noise = rng.uniform(-1, 1, size=(n, height, width))
-        fields.append((ops.separable(noise, rows, cols) * p.alpha).astype(np.float32))
+        smooth = ops.gaussian_planes(noise, p.sigma, "reflect", truncate=3.0)
+        fields.append((smooth * p.alpha).astype(np.float32))
     return maps, fields[0], fields[1]
 
 
