@@ -13,7 +13,7 @@ from scipy import ndimage
 from robustlab.noise import natural
 from robustlab.noise.natural import apply_corruption, ops, textures
 from robustlab.noise.natural.blur import glass_shuffle_index
-from robustlab.noise.natural.digital import box_upscale_source
+from robustlab.noise.natural.digital import box_upscale_source, opencv_copies_like_pil
 from robustlab.noise.natural.extra import saturate_float
 from robustlab.noise.natural.noise import poisson_of_levels
 
@@ -67,6 +67,13 @@ def test_box_upscale_source_is_pils_copy() -> None:
     assert box_upscale_source(4, 6).tolist() == [0, 1, 1, 2, 3, 3]
     with pytest.raises(ValueError, match="not an upscale"):
         box_upscale_source(6, 4)
+
+
+def test_opencv_copies_like_pil_only_without_ties() -> None:
+    # 89 -> 224 has no output centre on an input edge: both pick floor((i + 0.5) 89 / 224);
+    # 4 -> 6 has two (above): OpenCV rounds them down to 0, 1, 1, 2, 2, 3, PIL up
+    assert opencv_copies_like_pil(89, 224)
+    assert not opencv_copies_like_pil(4, 6)
 
 
 def test_pixelate_hand_computed_at_224() -> None:

@@ -85,17 +85,30 @@ def _pil_box(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out.reshape(height, width, image.shape[-1])
 
 
-def box_resize(images: np.ndarray, width: int, height: int) -> np.ndarray:
-    """PIL's BOX ``resize`` of uint8 N x H x W x C images, bit for bit, in two PIL calls.
+def box_edges_on_centres(n_in: int, n_out: int) -> bool:
+    """Whether an edge of BOX's boxes (i n_in / n_out, 0 < i < n_out) is a pixel centre m + 0.5.
 
-    PIL resizes horizontally, rounds to 8 bits, then resizes vertically, and a resize along one
-    axis is that one pass. So the batch goes through as one tall image (images stacked: the
-    horizontal pass, row by row) and then as one wide image (side by side: the vertical pass,
-    column by column), never mixing images. A grey image is one "L" plane, resized with the
-    arithmetic of each RGB band.
+    Only there does PIL's choice of pixels depend on the last bit of its float arithmetic.
+    """
+    return any((2 * i * n_in) % n_out == 0 and (2 * i * n_in // n_out) % 2 for i in range(1, n_out))
+
+
+def box_resize(images: np.ndarray, width: int, height: int) -> np.ndarray:
+    """PIL's BOX ``resize`` of uint8 N x H x W x C images, bit for bit, batched through PIL.
+
+    PIL resizes horizontally, rounds to 8 bits, then resizes vertically; each pass is
+    independent per row (column). The batch goes through as one tall image (the images
+    stacked). Horizontally that is the images' own pass; vertically the tall image's boxes are
+    the images' boxes shifted by k H (the scale N H / N h is H / h), as long as no box edge is
+    a pixel centre, where float rounding of the shifted positions could pick differently: then
+    the vertical pass runs on the images side by side (one wide image) instead. A grey image is
+    one "L" plane, resized with the arithmetic of each RGB band.
     """
     n, h, w, c = images.shape
-    across = _pil_box(images.reshape(n * h, w, c), width, n * h).reshape(n, h, width, c)
+    tall = images.reshape(n * h, w, c)
+    if not box_edges_on_centres(h, height):
+        return _pil_box(tall, width, n * height).reshape(n, height, width, c)
+    across = _pil_box(tall, width, n * h).reshape(n, h, width, c)
     wide = np.ascontiguousarray(across.transpose(1, 0, 2, 3)).reshape(h, n * width, c)
     down = _pil_box(wide, n * width, height).reshape(height, n, width, c)
     return np.ascontiguousarray(down.transpose(1, 0, 2, 3))
@@ -117,18 +130,40 @@ def box_upscale_source(n_in: int, n_out: int) -> np.ndarray:
     return source
 
 
+@lru_cache(maxsize=256)
+def opencv_copies_like_pil(n_in: int, n_out: int) -> bool:
+    """Whether OpenCV's INTER_NEAREST_EXACT upscale picks :func:`box_upscale_source`'s inputs."""
+    ramp = np.arange(n_in, dtype=np.uint16)[None, :]
+    picked = cv2.resize(ramp, (n_out, 1), interpolation=cv2.INTER_NEAREST_EXACT)[0]
+    return bool(np.array_equal(picked, box_upscale_source(n_in, n_out)))
+
+
+def box_upscale(images: np.ndarray, width: int, height: int) -> np.ndarray:
+    """PIL's BOX upscale of uint8 N x H x W x C images: a copy of one input per output.
+
+    Columns through OpenCV's pixel-centre nearest resize on the stacked images where it picks
+    the same inputs (checked per size pair), else a gather; rows by a gather.
+    """
+    n, h, w, c = images.shape
+    if opencv_copies_like_pil(w, width):
+        tall = np.ascontiguousarray(images).reshape(n * h, w, c)
+        across = cv2.resize(tall, (width, n * h), interpolation=cv2.INTER_NEAREST_EXACT)
+        across = across.reshape(n, h, width, c)
+    else:
+        across = np.take(images, box_upscale_source(w, width), axis=2)
+    return np.take(across, box_upscale_source(h, height), axis=1)
+
+
 @corruptions.register("pixelate")
 def pixelate(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Box-downscale to int(size x factor), box-upscale back (PIL's BOX filter both ways).
 
-    The downscale runs through PIL (:func:`box_resize`), the upscale is PIL's pixel copy as
-    two gathers; the same bytes as PIL image by image.
+    :func:`box_resize` and :func:`box_upscale`: the same bytes as PIL image by image.
     """
     factor = param_for("pixelate", images, severity)
     _, h, w, _ = images.shape
     small = box_resize(images, max(1, int(w * factor)), max(1, int(h * factor)))
-    across = np.take(small, box_upscale_source(small.shape[2], w), axis=2)
-    return np.take(across, box_upscale_source(small.shape[1], h), axis=1)
+    return box_upscale(small, w, h)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
