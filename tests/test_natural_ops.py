@@ -13,7 +13,11 @@ from scipy import ndimage
 from robustlab.noise import natural
 from robustlab.noise.natural import apply_corruption, ops, textures
 from robustlab.noise.natural.blur import glass_shuffle_index
-from robustlab.noise.natural.digital import box_upscale_source, opencv_copies_like_pil
+from robustlab.noise.natural.digital import (
+    box_edges_on_centres,
+    box_upscale_source,
+    opencv_copies_like_pil,
+)
 from robustlab.noise.natural.extra import saturate_float
 from robustlab.noise.natural.noise import poisson_of_levels
 
@@ -67,6 +71,14 @@ def test_box_upscale_source_is_pils_copy() -> None:
     assert box_upscale_source(4, 6).tolist() == [0, 1, 1, 2, 3, 3]
     with pytest.raises(ValueError, match="not an upscale"):
         box_upscale_source(6, 4)
+
+
+def test_box_edges_on_centres() -> None:
+    # 6 -> 4: box edges at 1.5, 3, 4.5; 1.5 and 4.5 are the centres of pixels 1 and 4.
+    # 224 -> 89: an edge i 224 / 89 = m + 0.5 needs 89 | i, none for 0 < i < 89; 32 -> 16:
+    # edges at even integers, never a centre
+    assert box_edges_on_centres(6, 4)
+    assert not box_edges_on_centres(224, 89) and not box_edges_on_centres(32, 16)
 
 
 def test_opencv_copies_like_pil_only_without_ties() -> None:
