@@ -13,8 +13,13 @@ from scipy import ndimage
 from robustlab.noise import natural
 from robustlab.noise.natural import apply_corruption, ops, textures
 from robustlab.noise.natural.blur import glass_shuffle_index
-from robustlab.noise.natural.digital import pil_resize_matrix
+from robustlab.noise.natural.digital import (
+    box_edges_on_centres,
+    box_upscale_source,
+    opencv_copies_like_pil,
+)
 from robustlab.noise.natural.extra import saturate_float
+from robustlab.noise.natural.noise import poisson_of_levels
 
 
 def blocks(values: np.ndarray, size: int) -> np.ndarray:
@@ -57,13 +62,30 @@ def test_zoom_matrix_is_scipys_centre_zoom(n: int, factor: float) -> None:
     np.testing.assert_allclose(ops.zoom_matrix(n, factor, full=True) @ v, zoomed, atol=1e-12)
 
 
-def test_pil_box_weights() -> None:
-    box = Image.Resampling.BOX
-    np.testing.assert_allclose(pil_resize_matrix(4, 2, box), [[0.5, 0.5, 0, 0], [0, 0, 0.5, 0.5]])
-    up = pil_resize_matrix(2, 4, box)
-    np.testing.assert_allclose(up, [[1, 0], [1, 0], [0, 1], [0, 1]])
-    for n_in, n_out in [(28, 16), (32, 20), (224, 56), (16, 28)]:
-        np.testing.assert_allclose(pil_resize_matrix(n_in, n_out, box).sum(axis=1), 1, atol=1e-6)
+def test_box_upscale_source_is_pils_copy() -> None:
+    # 2 -> 4 copies each input twice. 4 -> 6 (scale 1.5): output i's centre (i + 0.5) / 1.5
+    # in input units is 0.33, 1, 1.67, 2.33, 3, 3.67; PIL's box filter takes the input whose
+    # centre j + 0.5 lies in (centre - 0.5, centre + 0.5]: inputs 0, 1, 1, 2, 3, 3 (the ties
+    # at 1 and 3 go up, where NEAREST would give 0, 1, 1, 2, 2, 3)
+    assert box_upscale_source(2, 4).tolist() == [0, 0, 1, 1]
+    assert box_upscale_source(4, 6).tolist() == [0, 1, 1, 2, 3, 3]
+    with pytest.raises(ValueError, match="not an upscale"):
+        box_upscale_source(6, 4)
+
+
+def test_box_edges_on_centres() -> None:
+    # 6 -> 4: box edges at 1.5, 3, 4.5; 1.5 and 4.5 are the centres of pixels 1 and 4.
+    # 224 -> 89: an edge i 224 / 89 = m + 0.5 needs 89 | i, none for 0 < i < 89; 32 -> 16:
+    # edges at even integers, never a centre
+    assert box_edges_on_centres(6, 4)
+    assert not box_edges_on_centres(224, 89) and not box_edges_on_centres(32, 16)
+
+
+def test_opencv_copies_like_pil_only_without_ties() -> None:
+    # 89 -> 224 has no output centre on an input edge: both pick floor((i + 0.5) 89 / 224);
+    # 4 -> 6 has two (above): OpenCV rounds them down to 0, 1, 1, 2, 2, 3, PIL up
+    assert opencv_copies_like_pil(89, 224)
+    assert not opencv_copies_like_pil(4, 6)
 
 
 def test_pixelate_hand_computed_at_224() -> None:
@@ -319,6 +341,26 @@ def test_gaussian_noise_sigma() -> None:
         # truncation adds uniform quantisation noise (variance 1/12) and shifts the mean by -0.5
         assert out.std() == pytest.approx(np.sqrt((sigma * 255) ** 2 + 1 / 12), rel=0.02)
         assert out.mean() == pytest.approx(127.5, abs=0.5)
+
+
+class _FixedUniforms:
+    def __init__(self, values: list[float]) -> None:
+        self.values = np.array(values)
+
+    def random(self, shape):
+        return self.values.reshape(shape)
+
+
+def test_poisson_by_inversion_hand_computed() -> None:
+    # rate 1 / 255: level 255 has lambda = 1, CDF e^-1 (1 + 1, + 1/2, + 1/6) = 0.368, 0.736,
+    # 0.920, 0.981, so u = 0.3, 0.5, 0.8, 0.95, 0.99 draw 0, 1, 2, 3, 4; level 0 always draws 0
+    levels = np.array([255, 255, 255, 255, 255, 0], np.uint8)
+    rng = _FixedUniforms([0.3, 0.5, 0.8, 0.95, 0.99, 0.999])
+    draws = poisson_of_levels(levels, 1 / 255, rng)  # type: ignore[arg-type]
+    assert draws.tolist() == [0, 1, 2, 3, 4, 0]
+    # just below and above a CDF value: e^-1 = 0.36788 splits draws 0 and 1
+    rng = _FixedUniforms([0.36787, 0.36789])
+    assert poisson_of_levels(levels[:2], 1 / 255, rng).tolist() == [0, 1]  # type: ignore[arg-type]
 
 
 def test_shot_noise_variance() -> None:

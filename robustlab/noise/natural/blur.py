@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
-import torch
 
 from robustlab.noise.natural import ops
 from robustlab.noise.natural._base import corruptions, to_float, to_uint8
@@ -42,31 +43,37 @@ def glass_shuffle_index(
     at once here instead of looping pixel by pixel.
     """
     d = int(max_delta)
-    rows = np.arange(d + 1, height - d + 1)
-    cols = np.arange(d + 1, width - d + 1)
     size = height * width
-    total = np.arange(n * size).reshape(n, size)
-    if len(rows) == 0 or len(cols) == 0:
-        return total.reshape(n, height, width)
-    base = np.arange(n)[:, None, None] * size
-    here = (rows[:, None] * width + cols[None, :])[None]
+    flat = np.arange(n * size)
+    if height - 2 * d < 1 or width - 2 * d < 1:
+        return flat.reshape(n, height, width) % size
+    block = (slice(None), slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
+    here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
+    visited = np.zeros(n * size, bool)
+    visited.reshape(n, height, width)[block] = True
+    total = flat
     for _ in range(iterations):
-        shift = rng.integers(-d, d, size=(n, len(rows), len(cols), 2))
-        src = np.arange(n * size)
-        target = (rows[None, :, None] + shift[..., 1]) * width + cols[None, None, :] + shift[..., 0]
-        src[(base + here).ravel()] = (base + target).ravel()
-        written = np.zeros(n * size, bool)
-        written[(base + here).ravel()] = True
-        # continuing past src(q) means src(q) was written before q (later in raster order)
-        cont = written[src] & (src > np.arange(n * size))
-        result, cur = src.copy(), np.arange(n * size)
-        active = np.nonzero(cont)[0]
+        shift = rng.integers(-d, d, size=(*here.shape, 2))
+        offset = shift[..., 1] * width
+        offset += shift[..., 0]
+        target = here + offset
+        src = flat.copy()
+        src.reshape(n, height, width)[block] = target
+        # the copy continues through its source if the loop wrote that earlier: the source is
+        # visited and later in raster order (offset > 0, the loop runs backwards)
+        later = offset > 0
+        later &= visited[target]
+        cont = np.zeros(n * size, bool)
+        cont.reshape(n, height, width)[block] = later
+        result = src.copy()
+        active = np.flatnonzero(cont)
+        cur = src[active]
         while len(active):
-            cur[active] = src[cur[active]]
-            result[active] = src[cur[active]]
-            active = active[cont[cur[active]]]
-        total = total.ravel()[result].reshape(n, size)
-    return (total - base[:, :, 0]).reshape(n, height, width)
+            result[active] = src[cur]
+            more = cont[cur]
+            active, cur = active[more], src[cur[more]]
+        total = total[result]
+    return total.reshape(n, height, width) % size
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
@@ -102,19 +109,40 @@ def zoom_factors(stop: float, step: float) -> np.ndarray:
 def zoom(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Average of the image and its centre zooms by each factor (float32 N x H x W x C).
 
-    Works on an H x (N C) x W layout, where both 1-D zooms are plain matrix products and the
-    sum over factors accumulates in place.
+    Each zoom samples the image bilinearly where :func:`ops.zoom_matrix` does (scipy's
+    ``zoom(order=1)`` of the centre crop), as one OpenCV ``remap`` per image and factor with
+    maps cached per size and factor; an image and its running sum stay in cache throughout.
     """
     n, h, w, c = x.shape
-    q = torch.from_numpy(np.ascontiguousarray(x.transpose(1, 0, 3, 2))).reshape(h, n * c * w)
-    acc = q.clone()
-    for f in factors:
-        rows = torch.from_numpy(ops.zoom_matrix(h, float(f)).astype(np.float32))
-        cols = torch.from_numpy(ops.zoom_matrix(w, float(f)).astype(np.float32))
-        across = (q.reshape(-1, w) @ cols.T).reshape(h, -1)
-        torch.addmm(acc, rows, across, out=acc)
-    acc /= len(factors) + 1
-    return np.ascontiguousarray(acc.reshape(h, n, c, w).numpy().transpose(1, 0, 3, 2))
+    maps = [zoom_maps(h, w, float(f)) for f in factors]
+    out = np.empty_like(x)
+    for i in range(n):
+        acc = x[i].copy()
+        for map_x, map_y in maps:
+            zoomed = cv2.remap(x[i], map_x, map_y, cv2.INTER_LINEAR, None, cv2.BORDER_REPLICATE)
+            acc += zoomed.reshape(h, w, c)
+        out[i] = acc
+    out *= np.float32(1 / (len(factors) + 1))
+    return out
+
+
+@lru_cache(maxsize=256)
+def zoom_maps(height: int, width: int, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV remap coordinates (x, y; float32 H x W each) of a centre zoom by ``factor``.
+
+    Output pixel i of a side of n reads input ``top + i (crop - 1) / (out - 1)``
+    (:func:`ops.zoom_size`), the sampling of scipy's ``zoom(order=1)`` of the centre crop.
+    """
+    coords = []
+    for n in (width, height):
+        top, crop, out = ops.zoom_size(n, factor)
+        step = (crop - 1) / (out - 1) if out > 1 else 1.0
+        coords.append((top + np.arange(n) * step).astype(np.float32))
+    map_x = np.ascontiguousarray(np.broadcast_to(coords[0][None, :], (height, width)))
+    map_y = np.ascontiguousarray(np.broadcast_to(coords[1][:, None], (height, width)))
+    for m in (map_x, map_y):
+        m.setflags(write=False)
+    return map_x, map_y
 
 
 @corruptions.register("zoom_blur")

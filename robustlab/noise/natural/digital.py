@@ -42,12 +42,11 @@ def elastic_draws(
     maps = (
         np.stack([cv2.getAffineTransform(src, dst) for dst in moved]) if n else np.zeros((0, 2, 3))
     )
-    rows = ops.gaussian_matrix(height, float(p.sigma), 3.0, "reflect")
-    cols = ops.gaussian_matrix(width, float(p.sigma), 3.0, "reflect")
     fields = []
     for _ in range(2):
         noise = rng.uniform(-1, 1, size=(n, height, width))
-        fields.append((ops.separable(noise, rows, cols) * p.alpha).astype(np.float32))
+        smooth = ops.gaussian_planes(noise, p.sigma, "reflect", truncate=3.0)
+        fields.append((smooth * p.alpha).astype(np.float32))
     return maps, fields[0], fields[1]
 
 
@@ -79,56 +78,92 @@ def elastic_transform(images: np.ndarray, severity: int, rng: np.random.Generato
     return to_uint8(elastic_apply(to_float(images), maps, dx, dy))
 
 
+def _pil_box(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """PIL's BOX resize of one H x W x C uint8 array (C = 1: mode "L") to width x height."""
+    plane = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+    out = np.asarray(plane.resize((width, height), Image.Resampling.BOX))
+    return out.reshape(height, width, image.shape[-1])
+
+
+def box_edges_on_centres(n_in: int, n_out: int) -> bool:
+    """Whether an edge of BOX's boxes (i n_in / n_out, 0 < i < n_out) is a pixel centre m + 0.5.
+
+    Only there does PIL's choice of pixels depend on the last bit of its float arithmetic.
+    """
+    return any((2 * i * n_in) % n_out == 0 and (2 * i * n_in // n_out) % 2 for i in range(1, n_out))
+
+
+def box_resize(images: np.ndarray, width: int, height: int) -> np.ndarray:
+    """PIL's BOX ``resize`` of uint8 N x H x W x C images, bit for bit, batched through PIL.
+
+    PIL resizes horizontally, rounds to 8 bits, then resizes vertically; each pass is
+    independent per row (column). The batch goes through as one tall image (the images
+    stacked). Horizontally that is the images' own pass; vertically the tall image's boxes are
+    the images' boxes shifted by k H (the scale N H / N h is H / h), as long as no box edge is
+    a pixel centre, where float rounding of the shifted positions could pick differently: then
+    the vertical pass runs on the images side by side (one wide image) instead. A grey image is
+    one "L" plane, resized with the arithmetic of each RGB band.
+    """
+    n, h, w, c = images.shape
+    tall = images.reshape(n * h, w, c)
+    if not box_edges_on_centres(h, height):
+        return _pil_box(tall, width, n * height).reshape(n, height, width, c)
+    across = _pil_box(tall, width, n * h).reshape(n, h, width, c)
+    wide = np.ascontiguousarray(across.transpose(1, 0, 2, 3)).reshape(h, n * width, c)
+    down = _pil_box(wide, n * width, height).reshape(height, n, width, c)
+    return np.ascontiguousarray(down.transpose(1, 0, 2, 3))
+
+
 @lru_cache(maxsize=256)
-def pil_resize_matrix(n_in: int, n_out: int, resample: int) -> np.ndarray:
-    """The n_out x n_in weights of PIL's 1-D resize with filter ``resample`` (read-only).
+def box_upscale_source(n_in: int, n_out: int) -> np.ndarray:
+    """Input index each output copies in PIL's BOX upscale from ``n_in`` to ``n_out`` (read-only).
 
-    Read off PIL itself: a float ("F") identity image resized along one axis.
+    Upscaling, BOX's box is one input wide, so it holds exactly one input centre and every
+    output copies one input (PIL's fixed-point weight 2^22 x 1 reproduces it exactly). Read
+    off PIL itself on a float ("F") ramp; ties go as PIL's (not NEAREST's) way.
     """
-    eye = Image.fromarray(np.eye(n_in, dtype=np.float32))
-    m = np.asarray(eye.resize((n_out, n_in), resample), dtype=np.float64).T.copy()
-    m.setflags(write=False)
-    return m
+    if n_out < n_in:
+        raise ValueError(f"box_upscale_source: {n_in} -> {n_out} is not an upscale")
+    ramp = Image.fromarray(np.arange(n_in, dtype=np.float32)[None, :])
+    source = np.asarray(ramp.resize((n_out, 1), Image.Resampling.BOX))[0].astype(np.intp)
+    source.setflags(write=False)
+    return source
 
 
-def _one_hot_source(m: np.ndarray) -> np.ndarray | None:
-    """Source index of each output if every row of ``m`` copies one input, else None."""
-    nonzero = m != 0
-    if (nonzero.sum(axis=1) == 1).all() and np.allclose(m[nonzero], 1.0):
-        return np.argmax(nonzero, axis=1)
-    return None
+@lru_cache(maxsize=256)
+def opencv_copies_like_pil(n_in: int, n_out: int) -> bool:
+    """Whether OpenCV's INTER_NEAREST_EXACT upscale picks :func:`box_upscale_source`'s inputs."""
+    ramp = np.arange(n_in, dtype=np.uint16)[None, :]
+    picked = cv2.resize(ramp, (n_out, 1), interpolation=cv2.INTER_NEAREST_EXACT)[0]
+    return bool(np.array_equal(picked, box_upscale_source(n_in, n_out)))
 
 
-def _resize_axis(x: np.ndarray, m: np.ndarray, axis: int) -> np.ndarray:
-    """Resize uint8 N x H x W x C along ``axis`` (1 or 2) by PIL weights, 8-bit rounding."""
-    source = _one_hot_source(m)
-    if source is not None:  # upscaling copies pixels: a gather, no arithmetic
-        return np.take(x, source, axis=axis)
-    moved = np.moveaxis(x, axis, -1).astype(np.float32)
-    out = torch.from_numpy(np.ascontiguousarray(moved)) @ torch.from_numpy(m.astype(np.float32)).T
-    out = torch.floor_(out.add_(0.5)).clamp_(0, 255).to(torch.uint8).numpy()
-    return np.ascontiguousarray(np.moveaxis(out, -1, axis))
+def box_upscale(images: np.ndarray, width: int, height: int) -> np.ndarray:
+    """PIL's BOX upscale of uint8 N x H x W x C images: a copy of one input per output.
 
-
-def pil_resize(images: np.ndarray, width: int, height: int, resample: int) -> np.ndarray:
-    """PIL's ``resize`` of uint8 N x H x W x C images: horizontal pass, rounding, vertical pass.
-
-    Same weights and the same 8-bit rounding after each pass as PIL, batched.
+    Columns through OpenCV's pixel-centre nearest resize on the stacked images where it picks
+    the same inputs (checked per size pair), else a gather; rows by a gather.
     """
-    _, h, w, _ = images.shape
-    across = _resize_axis(images, pil_resize_matrix(w, width, resample), axis=2)
-    return _resize_axis(across, pil_resize_matrix(h, height, resample), axis=1)
+    n, h, w, c = images.shape
+    if opencv_copies_like_pil(w, width):
+        tall = np.ascontiguousarray(images).reshape(n * h, w, c)
+        across = cv2.resize(tall, (width, n * h), interpolation=cv2.INTER_NEAREST_EXACT)
+        across = across.reshape(n, h, width, c)
+    else:
+        across = np.take(images, box_upscale_source(w, width), axis=2)
+    return np.take(across, box_upscale_source(h, height), axis=1)
 
 
 @corruptions.register("pixelate")
 def pixelate(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """Box-downscale to int(size x factor), box-upscale back (PIL's BOX filter both ways)."""
+    """Box-downscale to int(size x factor), box-upscale back (PIL's BOX filter both ways).
+
+    :func:`box_resize` and :func:`box_upscale`: the same bytes as PIL image by image.
+    """
     factor = param_for("pixelate", images, severity)
     _, h, w, _ = images.shape
-    small_w, small_h = max(1, int(w * factor)), max(1, int(h * factor))
-    box = Image.Resampling.BOX
-    small = pil_resize(images, small_w, small_h, box)
-    return pil_resize(small, w, h, box)
+    small = box_resize(images, max(1, int(w * factor)), max(1, int(h * factor)))
+    return box_upscale(small, w, h)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -141,9 +176,9 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     if image.shape[-1] == 1:
         ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., 0]), params)
         decoded = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE)[..., None]
-    else:
-        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), params)
-        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
+    else:  # OpenCV's channel swaps: far faster than NumPy's reversed-stride copies
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+        decoded = cv2.imdecode(data, cv2.IMREAD_COLOR_RGB)
     if not ok:
         raise RuntimeError(f"OpenCV could not JPEG-encode a {image.shape} image")
     return decoded

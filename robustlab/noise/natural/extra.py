@@ -41,10 +41,7 @@ def liquid_layer(
 ) -> np.ndarray:
     """N x H x W float64: N(mean, std) noise, Gaussian-blurred (edges repeated), zeroed below
     ``threshold``."""
-    layer = rng.normal(p.mean, p.std, size=(n, height, width))
-    rows = ops.gaussian_matrix(height, float(p.sigma), 4.0, "nearest")
-    cols = ops.gaussian_matrix(width, float(p.sigma), 4.0, "nearest")
-    layer = ops.separable(layer, rows, cols)
+    layer = ops.gaussian_planes(rng.normal(p.mean, p.std, size=(n, height, width)), p.sigma)
     layer[layer < p.threshold] = 0
     return layer
 
@@ -78,9 +75,7 @@ def spatter_on(images: np.ndarray, layer: np.ndarray, p: Spatter) -> np.ndarray:
         out = np.clip(x + m * _WATER, 0, 1)
     else:
         blots = (layer > p.threshold).astype(np.float32)
-        rows = ops.gaussian_matrix(layer.shape[1], float(p.intensity), 4.0, "nearest")
-        cols = ops.gaussian_matrix(layer.shape[2], float(p.intensity), 4.0, "nearest")
-        m = ops.separable(blots, rows, cols)
+        m = ops.gaussian_planes(blots, p.intensity)
         m[m < 0.8] = 0
         m = m[..., None]
         out = np.clip(x * (1 - m) + m * _MUD, 0, 1)

@@ -76,11 +76,16 @@ def frost(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.nda
 
 
 def fog_on(images: np.ndarray, plasma: np.ndarray, strength: float) -> np.ndarray:
-    """x + strength * plasma (N x H x W), rescaled by max(x) / (max(x) + strength) per image."""
-    x = images.astype(np.float64) / 255
+    """x + strength * plasma (N x H x W), rescaled by max(x) / (max(x) + strength) per image.
+
+    float32, in place (the reference's float64 differs by float error only, within one grey
+    level after truncation).
+    """
+    x = to_float(images)
     top = x.max(axis=(1, 2, 3), keepdims=True)
-    x = x + strength * plasma[..., None]
-    return to_uint8(x * top / (top + strength))
+    x += np.float32(strength) * plasma[..., None]
+    x *= top / (top + np.float32(strength))
+    return to_uint8(x)
 
 
 @corruptions.register("fog")
