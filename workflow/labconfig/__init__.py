@@ -8,6 +8,8 @@ tests call it in-process. The three steps are pure functions:
     train_args(cfg, "fashion_mnist", "small_cnn", "pgd_at")   # the arguments of one job
 """
 
+from robustlab.variants import Variant, clat_base
+
 from .external import (
     DEFAULT_TECHNIQUE,
     external_kind,
@@ -46,8 +48,6 @@ from .jobs import (
     train_config,
     transfer_pairs,
 )
-from robustlab.variants import Variant, clat_base
-
 from .resolve import (
     SANITY_REFERENCE,
     ConfigError,

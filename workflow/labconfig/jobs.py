@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .external import figure_entry
-from .folders import folder_fingerprint, folder_prepare_options, is_folder_dataset
 from robustlab.variants import VARIANT_KEYS
 
+from .external import figure_entry
+from .folders import folder_fingerprint, folder_prepare_options, is_folder_dataset
 from .resolve import (
     EPS_KEYS,
     EVALUATION_KEYS,

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from robustlab.variants import VARIANT_KEYS, Variant, clat_base, variant_of
+
 from .external import check_external_models, external_runs, grid_externals
 from .folders import (
     dataset_entry_problems,
@@ -25,8 +27,6 @@ from .folders import (
     folder_problems,
     is_folder_dataset,
 )
-from robustlab.variants import VARIANT_KEYS, Variant, clat_base, variant_of
-
 from .names import ARCHITECTURES, ATTACK_NORMS, DATASETS, SPLIT_SIZES, TECHNIQUES
 from .schema import schema_problems, technique_option_problems
 
@@ -362,9 +362,7 @@ def _fill_techniques(cfg: dict, variants: Mapping[str, Variant]) -> list[str]:
     return problems
 
 
-def _snapshots(
-    cfg: dict, variants: Mapping[str, Variant]
-) -> tuple[dict[str, int], list[str]]:
+def _snapshots(cfg: dict, variants: Mapping[str, Variant]) -> tuple[dict[str, int], list[str]]:
     """Per pretrained run, the epoch its CLAT runs start from (the final epoch needs none)."""
     epochs: dict[str, set[int]] = {}
     found_clat: dict[str, list[str]] = {}
@@ -384,9 +382,7 @@ def _snapshots(
     return {base: min(found) for base, found in epochs.items()}, problems
 
 
-def _budget_keys(
-    cfg: Mapping[str, Any], variants: Mapping[str, Variant]
-) -> list[tuple[str, Any]]:
+def _budget_keys(cfg: Mapping[str, Any], variants: Mapping[str, Variant]) -> list[tuple[str, Any]]:
     """(key path, value) of every training budget the grid's jobs use."""
     used = set(variants)
     out = [
