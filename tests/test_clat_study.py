@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 
@@ -21,6 +22,7 @@ from robustlab.report.clat_study import (
 from robustlab.report.data import ReportData
 from robustlab.variants import Variant, arm_name, variant_from_card
 from tests.pipeline_helpers import copy_repo, run
+from tests.test_clat_stage import CLAT_CONFIG, TRAIN_CONFIG, _run, runs  # noqa: F401 (fixture)
 
 D, A = "fashion_mnist", "wrn_10_2"
 SEEDS = (0, 1, 2)
@@ -104,8 +106,8 @@ def test_variants_read_from_cards_and_named_by_arm():
 
 
 def test_clat_variants_are_run_b_of_their_comparisons():
-    runs = [(D, A, "clat_s0"), (D, A, "pgd_at_s0"), (D, A, "pgd_at_s1")]
-    pairs = [(a[2], b[2]) for a, b in run_pairs(runs, clat={"clat_s0"})]
+    grid_runs = [(D, A, "clat_s0"), (D, A, "pgd_at_s0"), (D, A, "pgd_at_s1")]
+    pairs = [(a[2], b[2]) for a, b in run_pairs(grid_runs, clat={"clat_s0"})]
     assert pairs == [
         ("pgd_at_s0", "clat_s0"),  # CLAT minus the run it starts from
         ("pgd_at_s0", "pgd_at_s1"),  # alphabetical among the rest
@@ -182,3 +184,30 @@ def test_the_study_preset_dry_run_plans_its_jobs(tmp_path):
         '--init-dir "$(dirname models/fashion_mnist/wrn_10_2/pgd_at_s2/model.safetensors)"' in out
     )
     assert re.search(r"--technique pgd_at --variant pgd_at_s1 .* --seed 1 ", out)
+
+
+def test_variant_cards_record_technique_variant_seed_and_pretrained_run(runs, repo_root):  # noqa: F811
+    """stages.train/stages.clat with --variant; without it (the fixture's runs) the cards hold
+    no variant keys, as before variants."""
+    tmp, common = runs["tmp"], list(runs["common"])
+    common[common.index("--seed") + 1] = 1
+    base = tmp / "models" / "toy" / "small_cnn" / "pgd_at_s1"
+    _run("train", *common, "--arch-config", json.dumps({"width": 4, "hidden": 8}),
+         "--technique", "pgd_at", "--variant", "pgd_at_s1",
+         "--technique-config", json.dumps({"eps": 0.1, "steps": 2}),
+         "--train-config", json.dumps(TRAIN_CONFIG), "--snapshot-epoch", 1, "--out-dir", base,
+         cwd=repo_root)  # fmt: skip
+    out = tmp / "models" / "toy" / "small_cnn" / "clat_s1"
+    _run("clat", *common, "--init-dir", base, "--init-epoch", 1, "--pretrain-technique",
+         "pgd_at", "--variant", "clat_s1", "--clat-config", json.dumps(CLAT_CONFIG),
+         "--train-config", json.dumps(TRAIN_CONFIG), "--out-dir", out,
+         "--criticality-out", tmp / "results" / "clat_s1.parquet", cwd=repo_root)  # fmt: skip
+    trained = json.loads((base / "card.json").read_text())
+    assert (trained["technique"], trained["variant"], trained["seed"]) == ("pgd_at", "pgd_at_s1", 1)
+    card = json.loads((out / "card.json").read_text())
+    assert (card["technique"], card["variant"], card["pretrained"], card["seed"]) == (
+        "pgd_at+clat", "clat_s1", "pgd_at_s1", 1
+    )  # fmt: skip
+    assert variant_from_card("clat_s1", card).arm == "clat"
+    for plain in (runs["base"], runs["out"]):
+        assert not {"variant", "pretrained"} & set(json.loads((plain / "card.json").read_text()))
