@@ -77,7 +77,7 @@ rule compare:
     params:
         runs=run_options(CFG),
         attacks=attack_options(CFG),
-        # CLAT variants (keys without "+clat") are run B of their comparisons
+        # named CLAT variants (keys without the X+clat suffix) are run B of their comparisons
         clat=clat_variant_options(CFG),
         seed=SEED,
     log:
