@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--init-dir", required=True, type=Path, help="the pretraining run")
     parser.add_argument("--init-epoch", required=True, type=int, help="start from this epoch")
     parser.add_argument("--pretrain-technique", required=True)
+    parser.add_argument(
+        "--variant", help="the run's technique key when it is a named variant (card: variant)"
+    )
     parser.add_argument("--clat-config", type=json_object, default={})
     parser.add_argument("--train-config", type=json_object, default={})
     parser.add_argument("--val-size", type=int, default=500, help="held-out validation images")
@@ -216,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         "versions": library_versions(),
         **spec,
     }
+    if args.variant:  # named variants: the key and the run it started from (its folder)
+        out_card.update(variant=args.variant, pretrained=args.init_dir.name)
     write_json(out_card, args.out_dir / "card.json")
     save_weights(model, args.out_dir / "model.safetensors")
     checkpoint.unlink(missing_ok=True)

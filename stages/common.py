@@ -24,7 +24,7 @@ from robustlab.io import read_frame
 from robustlab.metrics.comparisons import COLUMNS as COMPARISON_COLUMNS
 from robustlab.metrics.table import RunOutcomes, validate_metrics_frame
 from robustlab.report.data import DatasetInfo, ReportData, dataset_info
-from robustlab.report.plan import CLAT_SUFFIX
+from robustlab.variants import variant_from_card
 
 if TYPE_CHECKING:
     import torch
@@ -254,7 +254,8 @@ def read_inputs(args: argparse.Namespace, test_tables: list[Path] | None = None)
         data.cards[run] = run_card(model_dir / "card.json")
         if (model_dir / "history.parquet").exists():
             data.histories[run] = read_frame(model_dir / "history.parquet")
-        if run[2].endswith(CLAT_SUFFIX):
+        variant = variant_from_card(run[2], data.cards[run])
+        if variant.is_clat:
             data.criticality[run] = read_frame(
                 args.results_dir.joinpath(*run) / "criticality.parquet"
             )
@@ -262,7 +263,7 @@ def read_inputs(args: argparse.Namespace, test_tables: list[Path] | None = None)
                 raise FileNotFoundError(
                     f"{model_dir / 'history.parquet'}: missing; it is written by stages.clat"
                 )
-            base = (run[0], run[1], run[2][: -len(CLAT_SUFFIX)])
+            base = (run[0], run[1], str(variant.pretrained))
             base_history = args.models_dir.joinpath(*base) / "history.parquet"
             if base not in data.histories and base_history.exists():
                 data.histories[base] = read_frame(base_history)

@@ -38,11 +38,13 @@ def compare(
     attacks: list[str],
     seed: int,
     resamples: int = RESAMPLES,
+    clat: list[str] | None = None,
 ) -> pd.DataFrame:
-    """The sorted comparisons table of every pair of ``runs`` sharing dataset and arch."""
+    """The sorted comparisons table of every pair of ``runs`` sharing dataset and arch
+    (``clat``: technique keys of CLAT variants, run B of their pairs)."""
     if len(set(runs)) != len(runs):
         raise ValueError("--run: a run is listed twice")
-    pairs = run_pairs(runs)
+    pairs = run_pairs(runs, clat or ())
     needed = sorted({run for pair in pairs for run in pair})
     outcomes = {}
     for run in needed:
@@ -82,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--attack", action="append", default=[], help="an attack whose outcomes to compare"
     )
+    parser.add_argument(
+        "--clat-technique",
+        action="append",
+        default=[],
+        help="a CLAT variant's technique key (without +clat): run B of its comparisons",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the bootstrap")
     parser.add_argument(
         "--resamples",
@@ -93,7 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.resamples < 1:
         parser.error("--resamples must be at least 1")
-    frame = compare(args.results_dir, args.run, args.attack, args.seed, args.resamples)
+    frame = compare(
+        args.results_dir, args.run, args.attack, args.seed, args.resamples, args.clat_technique
+    )
     write_table(comparisons_to_arrow(frame), args.out)
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from robustlab.io import read_frame
 from robustlab.report.dvc_plots import plot_frames, write_plots
-from robustlab.report.plan import CLAT_SUFFIX
-from stages.common import parse_run, read_metrics, require_input
+from robustlab.variants import variant_from_card
+from stages.common import parse_run, read_card, read_metrics, require_input
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -39,9 +39,16 @@ def main(argv: list[str] | None = None) -> None:
     criticality = {
         run: read_frame(require_input(args.results_dir.joinpath(*run) / "criticality.parquet"))
         for run in args.run
-        if run[2].endswith(CLAT_SUFFIX)
+        if _is_clat(args.models_dir, run)
     }
     write_plots(plot_frames(metrics, args.run, histories, criticality), args.out_dir)
+
+
+def _is_clat(models_dir: Path, run: tuple[str, str, str]) -> bool:
+    """A CLAT run (X+clat or a named CLAT variant), as its card says when it has one."""
+    path = models_dir.joinpath(*run) / "card.json"
+    card = read_card(path, required=()) if path.exists() else {}
+    return variant_from_card(run[2], card).is_clat
 
 
 if __name__ == "__main__":

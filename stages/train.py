@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--arch-name", help="the run's name for a configured variant of --arch (default: --arch)"
     )
     parser.add_argument("--technique", required=True)
+    parser.add_argument(
+        "--variant", help="the run's technique key when it is a named variant (card: variant)"
+    )
     parser.add_argument("--technique-config", type=json_object, default={})
     parser.add_argument("--train-config", type=json_object, default={})
     parser.add_argument("--val-size", type=int, default=500, help="held-out validation images")
@@ -135,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         "versions": library_versions(),
         **spec,
     }
+    if args.variant:  # only for named variants: a registered technique's card is unchanged
+        card.update(variant=args.variant)
     write_json(card, args.out_dir / "card.json")
     save_weights(model, args.out_dir / "model.safetensors")
     (args.out_dir / "checkpoint.safetensors").unlink(missing_ok=True)

@@ -14,6 +14,8 @@ from workflow.labconfig import (
     ConfigError,
     attack_args,
     clat_args,
+    clat_inputs,
+    clat_variant_options,
     craft_transfer_args,
     load_config,
     note_options,
@@ -680,3 +682,122 @@ def test_an_external_model_changes_the_figure_plan_like_its_card(with_external, 
     assert "technique_comparison" not in figure_names(resolve(single))
     both = edited(with_external, "grid.techniques", ["standard"])
     assert "technique_comparison" in figure_names(resolve(both))
+
+
+# --- named technique variants (techniques: KEY: {technique, seed, pretrained, options}) -------
+
+
+def variant_config(default: dict, **techniques) -> dict:
+    """params.yaml with grid.techniques the given variants' keys, defined under techniques:."""
+    config = copy.deepcopy(default)
+    config["grid"]["techniques"] = list(techniques)
+    config["techniques"].update({k: v for k, v in techniques.items() if v is not None})
+    return config
+
+
+def test_variants_resolve_names_seeds_and_the_pretrained_run(default):
+    config = variant_config(
+        default,
+        pgd_at_s1={"technique": "pgd_at", "seed": 1},
+        clat_s1={"technique": "pgd_at+clat", "pretrained": "pgd_at_s1", "seed": 1},
+        clat_random_s1={
+            "technique": "pgd_at+clat",
+            "pretrained": "pgd_at_s1",
+            "selection": "random",
+            "seed": 1,
+        },
+        **{"pgd_at+clat": None},  # a registered CLAT run: starts from pgd_at, as before
+    )
+    cfg = resolve(config)
+    assert cfg.variant("clat_random_s1").technique == "pgd_at+clat"
+    assert cfg.variant("clat_random_s1").arm == "clat_random"
+    assert cfg.pretrained("clat_s1") == "pgd_at_s1" and cfg.pretrained("pgd_at+clat") == "pgd_at"
+    assert cfg.pretrained("pgd_at_s1") is None
+    assert cfg.clat_techniques == ["clat_s1", "clat_random_s1", "pgd_at+clat"]
+    assert cfg.trained_techniques == ["pgd_at", "pgd_at_s1"]
+    # train.epochs 3, CLAT epochs null = 1: both pretrained runs keep their epoch-2 weights
+    assert cfg.snapshots == {"pgd_at": 2, "pgd_at_s1": 2}
+    train = train_args(cfg, "fashion_mnist", "wrn_10_2", "pgd_at_s1")
+    assert (train["technique"], train["seed"]) == ("pgd_at", 1)
+    assert train["variant"] == ["--variant", "pgd_at_s1"]
+    # the variant inherits techniques.pgd_at's options; the variant keys are not options
+    assert train["technique_config"] == '{"eps":0.1,"random_start":true,"step_size":0.5,"steps":3}'
+    clat = clat_args(cfg, "fashion_mnist", "wrn_10_2", "clat_random_s1")
+    assert (clat["base"], clat["seed"], clat["init_epoch"]) == ("pgd_at", 1, 2)
+    options = json.loads(clat["clat_config"])
+    assert options["selection"] == "random" and options["lam"] == "auto"
+    assert not {"technique", "seed", "pretrained"} & set(options)
+    inputs = clat_inputs(cfg, "fashion_mnist", "wrn_10_2", "clat_random_s1")
+    assert (
+        inputs["snapshot"]
+        == "models/fashion_mnist/wrn_10_2/pgd_at_s1/pretrain_snapshot.safetensors"
+    )
+    # a registered technique keeps the global seed and no --variant (its card is unchanged)
+    plain = train_args(cfg, "fashion_mnist", "wrn_10_2", "pgd_at")
+    assert (plain["seed"], plain["variant"]) == (default["seed"], [])
+    assert clat_variant_options(cfg) == [
+        "--clat-technique",
+        "clat_s1",
+        "--clat-technique",
+        "clat_random_s1",
+    ]
+
+
+def test_default_params_have_no_variant_arguments(default):
+    cfg = resolve(default)
+    assert clat_variant_options(cfg) == []
+    for technique in ("standard", "pgd_at"):
+        assert train_args(cfg, "fashion_mnist", "wrn_10_2", technique)["variant"] == []
+    assert clat_args(cfg, "fashion_mnist", "wrn_10_2", "pgd_at+clat")["variant"] == []
+
+
+@pytest.mark.parametrize(
+    ("techniques", "expected"),
+    [
+        ({"pgd_at_s1": {"technique": "pgd_att"}}, "techniques.pgd_at_s1.technique"),
+        ({"pgd_at_s1": None}, "grid.techniques.0: 'pgd_at_s1' is neither a registered"),
+        ({"pgd_at_s1": {"technique": "pgd_at", "seed": "1"}}, "techniques.pgd_at_s1.seed"),
+        ({"pgd_at_s1": {"technique": "pgd_at", "seed": 1.5}}, "techniques.pgd_at_s1.seed"),
+        (
+            {"c": {"technique": "pgd_at+clat", "pretrained": "pgd_at_s9"}},
+            "techniques.c.pretrained: 'pgd_at_s9' is not in grid.techniques",
+        ),
+        (
+            {"s": {"technique": "standard"}, "c": {"technique": "pgd_at+clat", "pretrained": "s"}},
+            "techniques.c.pretrained: 's' trains standard, not pgd_at",
+        ),
+        (
+            {"p": {"technique": "pgd_at", "pretrained": "pgd_at"}},
+            "techniques.p.pretrained: only a CLAT variant",
+        ),
+        (
+            {"p": {"technique": "pgd_at", "selection": "random"}},
+            "techniques.p: Additional properties are not allowed",
+        ),
+        ({"c": {"technique": "pgd_at+clat", "bn": "thaw"}}, "techniques.c.bn: 'thaw'"),
+    ],
+)
+def test_bad_variants_are_refused_naming_the_key(default, techniques, expected):
+    assert expected in problems(variant_config(default, **techniques))
+
+
+def test_a_registered_key_takes_no_variant_options(default):
+    config = edited(default, "techniques.pgd_at.seed", 1)
+    assert "techniques.pgd_at: Additional properties are not allowed" in problems(config)
+
+
+def test_the_clat_study_preset_plans_three_seeds_of_every_arm():
+    cfg = resolve(load_config(PARAMS, REPO / "presets" / "clat_study.yaml"))
+    arms = {}
+    for key in cfg.techniques:
+        arms.setdefault(cfg.variant(key).arm, []).append(cfg.variant(key).seed)
+    assert all(seeds == [0, 1, 2] for seeds in arms.values())
+    assert len(arms) == 8  # pgd_at, clat dynamic / random / static and four labelled variants
+    assert cfg.snapshots == {"pgd_at_s0": 4, "pgd_at_s1": 4, "pgd_at_s2": 4}  # N = 4 of 6
+    for key in cfg.clat_techniques:
+        seed = cfg.variant(key).seed
+        assert cfg.pretrained(key) == f"pgd_at_s{seed}"
+        assert (
+            json.loads(clat_args(cfg, "fashion_mnist", "wrn_10_2", key)["clat_config"])["epochs"]
+            == 2
+        )

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from tests.pipeline_helpers import REPO, copy_repo, run
+from workflow.labconfig import load_config, resolve
 
 PRESETS = sorted((REPO / "presets").glob("*.yaml"))
 
@@ -53,19 +54,21 @@ def test_dry_run_plans_every_job_of_the_grid(preset, tmp_path):
     grid = config["grid"]
     runs = len(grid["datasets"]) * len(grid["architectures"]) * len(grid["techniques"])
     jobs = _jobs(proc.stdout + proc.stderr)
-    clat = [t for t in grid["techniques"] if t.endswith("+clat")]
+    # named variants: which runs are CLAT and which runs they start from, as resolved
+    resolved = resolve(load_config(repo / "params.yaml", *([preset] if preset else [])))
+    clat = resolved.clat_techniques
     per_technique = len(grid["datasets"]) * len(grid["architectures"])
     assert jobs.get("clat", 0) == per_technique * len(clat)
     # X+clat starts from X's run: X is trained once, whether or not the grid lists it
-    trained = {t.removesuffix("+clat") for t in grid["techniques"]}
+    trained = resolved.trained_techniques
     assert jobs.get("train", 0) + jobs.get("train_snapshot", 0) == per_technique * len(trained)
     attacks = [name for name, params in config["attacks"].items() if params is not None]
     assert jobs["attack"] == runs * len(attacks)
     per_run = ["evaluate", "craft_transfer", "transfer", "probe"]
     assert {rule: jobs[rule] for rule in per_run} == dict.fromkeys(per_run, runs)
     assert jobs["prepare"] == 2 * len(grid["datasets"])
-    assert jobs["corrupt"] == len(grid["datasets"]) * len(config["corruptions"]["names"])
-    assert jobs["perturb"] == len(grid["datasets"]) * len(config["perturbations"]["names"])
+    assert jobs.get("corrupt", 0) == len(grid["datasets"]) * len(config["corruptions"]["names"])
+    assert jobs.get("perturb", 0) == len(grid["datasets"]) * len(config["perturbations"]["names"])
     assert jobs["system_noise"] == len(grid["datasets"])
     assert jobs["aggregate"] == jobs["sanity"] == jobs["figures"] == jobs["report"] == 1
 

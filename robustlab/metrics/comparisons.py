@@ -20,7 +20,9 @@ images both runs evaluated count, and ``n`` is the number of those distinct imag
 Orientation (:func:`orient`): run B is the "treatment". A CLAT run (``X+clat``) is B against a
 run without CLAT; otherwise a technique other than ``standard`` is B against ``standard``;
 otherwise B is the alphabetically later technique. So ``pgd_at+clat`` vs ``pgd_at`` reads as
-CLAT minus PGD-AT, and ``pgd_at`` vs ``standard`` as adversarial training minus standard.
+CLAT minus PGD-AT, and ``pgd_at`` vs ``standard`` as adversarial training minus standard. A
+named CLAT variant (a technique key without the suffix, robustlab.variants) counts as CLAT
+when it is listed in ``clat``.
 
 Rows (columns :data:`COLUMNS`): ``metric`` is ``accuracy`` (clean; ``noise`` "", ``level``
 NaN), ``robust_accuracy`` (``noise`` the attack, ``level`` its eps in pixel scale, as in
@@ -31,7 +33,7 @@ name, ``level`` NaN).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from itertools import combinations
 
 import numpy as np
@@ -39,6 +41,7 @@ import pandas as pd
 import pyarrow as pa
 
 from robustlab.metrics.natural import CORRUPTION_SETS
+from robustlab.variants import CLAT_SUFFIX
 
 COLUMNS = [
     "dataset",
@@ -60,7 +63,7 @@ SCHEMA = pa.schema(
     + [("n", pa.int64())]
 )
 SORT_COLUMNS = ["dataset", "arch", "run_a", "run_b", "metric", "noise", "level"]
-CLAT_SUFFIX = "+clat"  # the technique suffix of CLAT runs (as robustlab.report.plan)
+
 Z95 = 1.959963984540054  # standard normal 97.5 % quantile
 RESAMPLES = 10_000
 
@@ -72,27 +75,30 @@ Run = tuple[str, str, str]  # (dataset, arch, technique)
 # -- pairs ----------------------------------------------------------------------------------
 
 
-def _treatment_rank(technique: str) -> tuple[bool, bool, str]:
-    return (technique.endswith(CLAT_SUFFIX), technique != "standard", technique)
+def _treatment_rank(technique: str, clat: Collection[str] = ()) -> tuple[bool, bool, str]:
+    is_clat = technique.endswith(CLAT_SUFFIX) or technique in clat
+    return (is_clat, technique != "standard", technique)
 
 
-def orient(first: str, second: str) -> tuple[str, str]:
-    """``(run_a, run_b)`` of two techniques, B the treatment (module docstring)."""
+def orient(first: str, second: str, clat: Collection[str] = ()) -> tuple[str, str]:
+    """``(run_a, run_b)`` of two techniques, B the treatment (module docstring); ``clat``:
+    technique keys of CLAT variants named without the "+clat" suffix."""
     if first == second:
         raise ValueError(f"cannot compare technique {first!r} with itself")
-    return tuple(sorted((first, second), key=_treatment_rank))  # type: ignore[return-value]
+    ordered = sorted((first, second), key=lambda t: _treatment_rank(t, clat))
+    return ordered[0], ordered[1]
 
 
-def run_pairs(runs: Iterable[Run]) -> list[tuple[Run, Run]]:
+def run_pairs(runs: Iterable[Run], clat: Collection[str] = ()) -> list[tuple[Run, Run]]:
     """Every oriented pair ``(run_a, run_b)`` of runs sharing dataset and architecture, sorted.
-    Runs of different datasets or architectures are never paired."""
+    Runs of different datasets or architectures are never paired; ``clat`` as in orient."""
     groups: dict[tuple[str, str], set[str]] = {}
     for dataset, arch, technique in runs:
         groups.setdefault((dataset, arch), set()).add(technique)
     pairs = []
     for (dataset, arch), techniques in sorted(groups.items()):
         for first, second in combinations(sorted(techniques), 2):
-            a, b = orient(first, second)
+            a, b = orient(first, second, clat)
             pairs.append(((dataset, arch, a), (dataset, arch, b)))
     return sorted(pairs)
 

@@ -12,7 +12,6 @@ import pandas as pd
 
 from robustlab.report.data import ReportData
 from robustlab.report.format import format_level
-from robustlab.report.plan import CLAT_SUFFIX
 from robustlab.report.tables import Cell, Column, render_table, text_cell
 
 HOW_TO_ENABLE = (
@@ -75,9 +74,10 @@ def sentence(row: pd.Series) -> str:
     return f"{row['run_b']} vs {row['run_a']}: {interval_text(row)} (n = {int(row['n'])})"
 
 
-def is_clat_pair(row: pd.Series) -> bool:
-    """X+clat (run B) against X (run A)."""
-    return str(row["run_b"]) == f"{row['run_a']}{CLAT_SUFFIX}"
+def is_clat_pair(row: pd.Series, data: ReportData) -> bool:
+    """A CLAT run (B) against the run it started from (A), as the cards say."""
+    run_b = (str(row["dataset"]), str(row["arch"]), str(row["run_b"]))
+    return data.pretrained_run(run_b) == (run_b[0], run_b[1], str(row["run_a"]))
 
 
 def _rows(data: ReportData) -> pd.DataFrame | None:
@@ -115,7 +115,7 @@ def comparisons_section(data: ReportData) -> str:
                     text_cell(sentence(row), **{"class": "wrap"}),
                 ]
             )
-            attrs.append({"class": "clat-pair"} if is_clat_pair(row) else {})
+            attrs.append({"class": "clat-pair"} if is_clat_pair(row, data) else {})
         parts.append(f"<h3>{escape(f'{dataset}: {arch}')}</h3>")
         parts.append(render_table(columns, rows, row_attrs=attrs))
     return "\n".join(parts)
@@ -126,7 +126,7 @@ def clat_comparisons_html(data: ReportData) -> str:
     frame = _rows(data)
     if frame is None:
         return ""
-    mask = [is_clat_pair(row) for _, row in frame.iterrows()]
+    mask = [is_clat_pair(row, data) for _, row in frame.iterrows()]
     clat = frame[mask]
     if clat.empty:
         return ""

@@ -15,7 +15,8 @@ from typing import Any
 
 import pandas as pd
 
-from robustlab.report.plan import CLAT_SUFFIX, figure_names
+from robustlab.report.plan import figure_names
+from robustlab.variants import Variant, variant_from_card
 
 Run = tuple[str, str, str]  # (dataset, arch, technique)
 Key = tuple[str, str, str, str, str, float | None, str]
@@ -126,13 +127,19 @@ class ReportData:
     @cached_property
     def techniques(self) -> list[str]:
         """Techniques present, ``standard`` first, each ``X+clat`` right after ``X``."""
-        names = {r[2] for r in self.runs}
+        variants = {r[2]: self.variant(r) for r in self.runs}
 
-        def key(t: str) -> tuple[int, str, int]:
-            base = t[: -len(CLAT_SUFFIX)] if t.endswith(CLAT_SUFFIX) else t
-            return (base != "standard", base, t.endswith(CLAT_SUFFIX))
+        def key(t: str) -> tuple[bool, str, bool, str]:
+            variant = variants[t]
+            base = variant.pretrained if variant.is_clat else t
+            return (base != "standard", str(base), variant.is_clat, t)
 
-        return sorted(names, key=key)
+        return sorted(variants, key=key)
+
+    def variant(self, run: Run) -> Variant:
+        """The run's registered technique, the run CLAT started from and its seed (its card;
+        a run without one: from the technique key, robustlab.variants)."""
+        return variant_from_card(run[2], self.cards.get(run, {}))
 
     @cached_property
     def archs(self) -> list[str]:
@@ -197,7 +204,13 @@ class ReportData:
         return {"linf": "L-inf", "l2": "L2", "l1": "L1"}.get(norm.lower(), "norm unknown")
 
     def clat_runs(self) -> list[Run]:
-        return [r for r in self.runs if r[2].endswith(CLAT_SUFFIX)]
+        """Runs of CLAT (``X+clat`` and named CLAT variants), from their cards."""
+        return [r for r in self.runs if self.variant(r).is_clat]
+
+    def pretrained_run(self, run: Run) -> Run | None:
+        """The run a CLAT run started from (None: not CLAT)."""
+        base = self.variant(run).pretrained
+        return None if base is None else (run[0], run[1], base)
 
     def has_transfer(self) -> bool:
         return self.transfer is not None and not self.transfer.empty
@@ -216,7 +229,7 @@ class ReportData:
         """The figures these tables support (the same rule the Snakefile applies to params)."""
         return figure_names(
             self.arch_options,
-            self.techniques,
+            sorted({self.variant(r).technique for r in self.runs}),
             transfer=self.has_transfer(),
             corruptions=self.has_corruptions(),
             perturbations=self.has_perturbations(),

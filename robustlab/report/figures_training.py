@@ -19,7 +19,6 @@ from robustlab.report.panels import (
     present,
     wcar_spec,
 )
-from robustlab.report.plan import CLAT_SUFFIX
 from robustlab.report.style import Palette, technique_legend
 
 
@@ -66,7 +65,7 @@ def technique_comparison(data: ReportData, palette: Palette) -> Figure:
 
 def _base_history(data: ReportData, run: Run) -> tuple[pd.DataFrame | None, str]:
     """X's own history for an X+clat run, else X's epochs repeated in the CLAT history."""
-    base = run[2][: -len(CLAT_SUFFIX)]
+    base = str(data.variant(run).pretrained)
     own = data.histories.get((run[0], run[1], base))
     if own is not None:
         return own, base

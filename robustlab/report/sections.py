@@ -8,7 +8,7 @@ import struct
 from collections.abc import Mapping
 from html import escape
 
-from robustlab.report import ablation, clat, comparisons, sanity
+from robustlab.report import ablation, clat, clat_study, comparisons, sanity
 from robustlab.report.data import ReportData
 from robustlab.report.format import format_level, model_label
 from robustlab.report.leaderboard import abbreviations_html, leaderboard_html, wcar_coverage_html
@@ -203,6 +203,7 @@ def clat_section(data: ReportData, figures: Mapping[str, bytes]) -> str:
             "<h3>Trainable parameters during CLAT (CLAT, Table 6)</h3>",
             clat.trainable_html(data),
             comparisons.clat_comparisons_html(data),
+            clat_study.study_html(data),
         ]
     )
 

@@ -8,6 +8,8 @@ tests call it in-process. The three steps are pure functions:
     train_args(cfg, "fashion_mnist", "small_cnn", "pgd_at")   # the arguments of one job
 """
 
+from robustlab.variants import Variant, clat_base
+
 from .external import (
     DEFAULT_TECHNIQUE,
     external_kind,
@@ -26,6 +28,7 @@ from .jobs import (
     clat_args,
     clat_config,
     clat_inputs,
+    clat_variant_options,
     corrupt_args,
     craft_transfer_args,
     figure_names,
@@ -37,6 +40,7 @@ from .jobs import (
     probe_args,
     report_options,
     run_options,
+    run_seed,
     select_levels,
     system_noise_args,
     technique_config,
@@ -51,7 +55,6 @@ from .resolve import (
     as_json,
     attack_norm,
     budget,
-    clat_base,
     load_config,
     params_hash,
     pretrain_epochs,
@@ -81,6 +84,7 @@ __all__ = [
     "clat_base",
     "clat_config",
     "clat_inputs",
+    "clat_variant_options",
     "corrupt_args",
     "craft_transfer_args",
     "figure_names",
@@ -96,10 +100,12 @@ __all__ = [
     "report_options",
     "resolve",
     "run_options",
+    "run_seed",
     "select_levels",
     "system_noise_args",
     "technique_config",
     "train_args",
     "train_config",
     "transfer_pairs",
+    "Variant",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from robustlab.variants import VARIANT_KEYS
+
 from .external import figure_entry
 from .folders import folder_fingerprint, folder_prepare_options, is_folder_dataset
 from .resolve import (
@@ -20,7 +22,6 @@ from .resolve import (
     Resolved,
     as_json,
     attack_norm,
-    clat_base,
     clat_epochs,
     pretrain_epochs,
     with_budgets,
@@ -82,8 +83,23 @@ def transfer_pairs(cfg: Resolved, dataset: str) -> list[tuple[str, int, float]]:
 
 
 def technique_config(cfg: Resolved, dataset: str, technique: str) -> dict[str, Any]:
-    """A base technique's parameters on a dataset (its eps budget resolved)."""
-    return with_budgets(cfg.config, dataset, cfg["techniques"][technique])
+    """A base technique's parameters on a dataset (its eps budget resolved; a variant's
+    technique, seed and pretrained keys left out)."""
+    options = {k: v for k, v in cfg["techniques"][technique].items() if k not in VARIANT_KEYS}
+    return with_budgets(cfg.config, dataset, options)
+
+
+def run_seed(cfg: Resolved, technique: str) -> int:
+    """The training seed of a technique's runs: the variant's own, else the global seed."""
+    seed = cfg.variant(technique).seed
+    return cfg["seed"] if seed is None else seed
+
+
+def variant_options(cfg: Resolved, technique: str) -> list[str]:
+    """--variant KEY of a named variant's training job (recorded in its card); none for a
+    registered technique, whose card stays as before variants."""
+    variant = cfg.variant(technique)
+    return [] if variant.key == variant.technique else ["--variant", variant.key]
 
 
 def train_config(cfg: Resolved, dataset: str) -> dict[str, Any]:
@@ -93,7 +109,8 @@ def train_config(cfg: Resolved, dataset: str) -> dict[str, Any]:
 
 def clat_config(cfg: Resolved, dataset: str, technique: str) -> dict[str, Any]:
     """An X+clat technique's CLAT parameters on a dataset (eps resolved, pretrain_epochs out)."""
-    options = {k: v for k, v in cfg["techniques"][technique].items() if k != "pretrain_epochs"}
+    skip = ("pretrain_epochs", *VARIANT_KEYS)
+    options = {k: v for k, v in cfg["techniques"][technique].items() if k not in skip}
     options["epochs"] = clat_epochs(cfg.config, technique)
     return with_budgets(cfg.config, dataset, options)
 
@@ -153,31 +170,36 @@ def train_args(cfg: Resolved, dataset: str, arch: str, technique: str) -> Args:
     return {
         "arch": arch_base(cfg, arch),
         "arch_config": as_json(arch_options(cfg, arch)),
+        "technique": cfg.variant(technique).technique,
+        "variant": variant_options(cfg, technique),
         "technique_config": as_json(technique_config(cfg, dataset, technique)),
         "train_config": as_json(train_config(cfg, dataset)),
         "val_size": cfg["datasets"][dataset]["val_size"],
-        "seed": cfg["seed"],
+        "seed": run_seed(cfg, technique),
         # weights CLAT runs start from; a parameter, so adding such a run retrains X with it
         "snapshots": [] if snapshot is None else ["--snapshot-epoch", str(snapshot)],
     }
 
 
 def clat_args(cfg: Resolved, dataset: str, arch: str, technique: str) -> Args:
-    """An X+clat fine-tuning job."""
+    """An X+clat fine-tuning job (``base``: the registered X, ``pretrained``: the technique key
+    of the run it starts from)."""
+    variant = cfg.variant(technique)
     return {
         "arch": arch_base(cfg, arch),
-        "base": clat_base(technique),
+        "base": variant.technique[: -len("+clat")],
+        "variant": variant_options(cfg, technique),
         "init_epoch": pretrain_epochs(cfg.config, technique),
         "clat_config": as_json(clat_config(cfg, dataset, technique)),
         "train_config": as_json(train_config(cfg, dataset)),
         "val_size": cfg["datasets"][dataset]["val_size"],
-        "seed": cfg["seed"],
+        "seed": run_seed(cfg, technique),
     }
 
 
 def clat_inputs(cfg: Resolved, dataset: str, arch: str, technique: str) -> dict[str, Any]:
     """The pretrained model an X+clat job starts from, and X's snapshot when not its last epoch."""
-    base_dir = f"models/{dataset}/{arch}/{clat_base(technique)}"
+    base_dir = f"models/{dataset}/{arch}/{cfg.pretrained(technique)}"
     snapshot = pretrain_epochs(cfg.config, technique) < cfg["train"]["epochs"]
     return {
         "pretrained": f"{base_dir}/model.safetensors",
@@ -227,6 +249,17 @@ def run_options(cfg: Resolved) -> list[str]:
     return [arg for run in cfg.runs for arg in ("--run", run)]
 
 
+def clat_variant_options(cfg: Resolved) -> list[str]:
+    """--clat-technique KEY for every CLAT variant of the grid (a key without "+clat"), so the
+    comparisons orient it as run B; none without variants."""
+    return [
+        arg
+        for key in cfg.clat_techniques
+        if cfg.variant(key).key != cfg.variant(key).technique
+        for arg in ("--clat-technique", key)
+    ]
+
+
 def attack_options(cfg: Resolved) -> list[str]:
     """--attack NAME for every configured attack."""
     return [arg for name in cfg.attacks for arg in ("--attack", name)]
@@ -263,7 +296,7 @@ def figure_names(cfg: Resolved) -> list[str]:
     archs.update({name: figure_entry(cfg.config, name) for name in cfg.external_architectures})
     return plan(
         archs,
-        cfg.run_techniques,
+        [cfg.variant(t).technique for t in cfg.run_techniques],
         transfer=bool(cfg["transfer"]["attacks"]),
         corruptions=bool(cfg["corruptions"]["names"]),
         perturbations=bool(cfg["perturbations"]["names"]),

@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from robustlab.variants import VARIANT_KEYS, Variant, clat_base, variant_of
+
 from .external import check_external_models, external_runs, grid_externals
 from .folders import (
     dataset_entry_problems,
@@ -25,8 +27,8 @@ from .folders import (
     folder_problems,
     is_folder_dataset,
 )
-from .names import ARCHITECTURES, ATTACK_NORMS, CLAT_SUFFIX, DATASETS, SPLIT_SIZES
-from .schema import schema_problems
+from .names import ARCHITECTURES, ATTACK_NORMS, DATASETS, SPLIT_SIZES, TECHNIQUES
+from .schema import schema_problems, technique_option_problems
 
 #: norm -> the datasets: key holding its eps levels
 EPS_KEYS = {"linf": "eps", "l2": "eps_l2", "l1": "eps_l1"}
@@ -60,6 +62,17 @@ class Resolved:
     notes: tuple[str, ...] = ()
     #: base technique -> the epoch whose weights its CLAT runs start from (before its last)
     snapshots: dict[str, int] = field(default_factory=dict)
+    #: technique key -> its variant (registered technique, pretrained run, seed), for the
+    #: grid's techniques and the runs CLAT starts from
+    variants: dict[str, Variant] = field(default_factory=dict)
+
+    def variant(self, technique: str) -> Variant:
+        """The variant of a technique key (a name outside the grid: itself, registered)."""
+        return self.variants.get(technique) or variant_of(technique)
+
+    def pretrained(self, technique: str) -> str | None:
+        """The technique key of the run a CLAT technique starts from (None: not CLAT)."""
+        return self.variant(technique).pretrained
 
     def __getitem__(self, key: str) -> Any:
         return self.config[key]
@@ -106,21 +119,16 @@ class Resolved:
 
     @property
     def clat_techniques(self) -> list[str]:
-        return [t for t in self.techniques if clat_base(t) is not None]
+        return [t for t in self.techniques if self.pretrained(t) is not None]
 
     @property
     def trained_techniques(self) -> list[str]:
         """Base techniques the DAG trains: the grid's and those CLAT runs start from."""
-        return sorted({clat_base(t) or t for t in self.techniques})
+        return sorted({self.pretrained(t) or t for t in self.techniques})
 
     @property
     def attacks(self) -> list[str]:
         return list(self.config["attacks"])
-
-
-def clat_base(technique: str) -> str | None:
-    """X for a technique named "X+clat", else None."""
-    return technique[: -len(CLAT_SUFFIX)] if technique.endswith(CLAT_SUFFIX) else None
 
 
 def load_config(*paths: str | Path) -> dict[str, Any]:
@@ -166,15 +174,18 @@ def resolve(config: Mapping[str, Any], sample: Sampler | None = None) -> Resolve
     problems += _expand_architectures(cfg, sample or _sample_sweep)
     notes: list[str] = []
     problems += _check_datasets(cfg, notes)
-    problems += _fill_techniques(cfg)
-    snapshots, snapshot_problems = _snapshots(cfg)
+    variants, variant_problems = _resolve_variants(cfg)
+    problems += variant_problems
+    if not variant_problems:
+        problems += _fill_techniques(cfg, variants)
+    snapshots, snapshot_problems = _snapshots(cfg, variants)
     problems += snapshot_problems
     if all(d in cfg["datasets"] for d in cfg["grid"]["datasets"]):
-        problems += _check_budgets(cfg)
+        problems += _check_budgets(cfg, variants)
         problems += _check_attacks(cfg)
     if problems:
         raise ConfigError(problems)
-    return Resolved(cfg, tuple(notes), snapshots)
+    return Resolved(cfg, tuple(notes), snapshots, variants)
 
 
 def _expand_architectures(cfg: dict, sample: Sampler) -> list[str]:
@@ -270,16 +281,78 @@ def pretrain_epochs(cfg: Mapping[str, Any], technique: str) -> int:
     return max(cfg["train"]["epochs"] - clat_epochs(cfg, technique), 1)
 
 
-def _fill_techniques(cfg: dict) -> list[str]:
-    """An entry for every technique the grid uses; CLAT's pretraining fits train.epochs."""
+def _resolve_variants(cfg: dict) -> tuple[dict[str, Variant], list[str]]:
+    """Every grid technique as a Variant; a name that is not registered must be a key of
+    techniques: whose `technique` option names a registered one (docs/configuration.md). A
+    variant's entry is completed with its registered technique's options (its own win)."""
+    problems: list[str] = []
+    grid = cfg["grid"]["techniques"]
+    variants: dict[str, Variant] = {}
+    for i, key in enumerate(grid):
+        entry = cfg["techniques"].get(key)
+        if key in TECHNIQUES:
+            variants[key] = variant_of(key)
+            continue
+        if not isinstance(entry, dict) or "technique" not in entry:
+            problems.append(
+                f"grid.techniques.{i}: {key!r} is neither a registered technique "
+                f"({', '.join(TECHNIQUES)}) nor a key of techniques: with a `technique` option "
+                f"naming one (a variant, docs/configuration.md)"
+            )
+            continue
+        variant = variant_of(key, entry)
+        where = f"techniques.{key}"
+        if variant.technique not in TECHNIQUES:
+            problems.append(
+                f"{where}.technique: {variant.technique!r} is not a registered technique; "
+                f"allowed values: {', '.join(TECHNIQUES)}"
+            )
+            continue
+        # a variant's options override those of its registered technique's entry
+        entry = {**(cfg["techniques"].get(variant.technique) or {}), **entry}
+        cfg["techniques"][key] = entry
+        seed = entry.get("seed")
+        if "seed" in entry and (not isinstance(seed, int) or isinstance(seed, bool)):
+            problems.append(f"{where}.seed: {seed!r} is not an integer (the run's training seed)")
+        options = {k: v for k, v in entry.items() if k not in VARIANT_KEYS}
+        problems += technique_option_problems(where, variant.technique, options)
+        base = clat_base(variant.technique)
+        if "pretrained" in entry and base is None:
+            problems.append(
+                f"{where}.pretrained: only a CLAT variant (technique X+clat) starts from "
+                f"another run; remove it or set technique to {variant.technique}+clat"
+            )
+        elif "pretrained" in entry:
+            pre = entry["pretrained"]
+            if pre not in grid:
+                problems.append(
+                    f"{where}.pretrained: {pre!r} is not in grid.techniques; name a technique "
+                    f"of the grid whose technique is {base}"
+                )
+            elif variant_of(pre, cfg["techniques"].get(pre)).technique != base:
+                problems.append(
+                    f"{where}.pretrained: {pre!r} trains "
+                    f"{variant_of(pre, cfg['techniques'].get(pre)).technique}, not {base}; "
+                    f"{variant.technique} fine-tunes a {base} run"
+                )
+        variants[key] = variant
+    for variant in list(variants.values()):
+        pre = variant.pretrained
+        if pre is not None and pre not in variants and pre in TECHNIQUES:
+            variants[pre] = variant_of(pre)  # trained for CLAT only, as before variants
+    return variants, problems
+
+
+def _fill_techniques(cfg: dict, variants: Mapping[str, Variant]) -> list[str]:
+    """An entry for every technique the DAG trains; CLAT's pretraining fits train.epochs."""
     problems = []
     epochs = cfg["train"]["epochs"]
-    for technique in cfg["grid"]["techniques"]:
+    for technique in variants:
         cfg["techniques"].setdefault(technique, {})
-        base = clat_base(technique)
+    for technique in cfg["grid"]["techniques"]:
+        base = variants[technique].pretrained
         if base is None:
             continue
-        cfg["techniques"].setdefault(base, {})
         pre = pretrain_epochs(cfg, technique)
         if not 1 <= pre <= epochs:
             problems.append(
@@ -289,25 +362,29 @@ def _fill_techniques(cfg: dict) -> list[str]:
     return problems
 
 
-def _snapshots(cfg: dict) -> tuple[dict[str, int], list[str]]:
-    """Per base technique, the epoch its CLAT runs start from (the final epoch needs none)."""
+def _snapshots(cfg: dict, variants: Mapping[str, Variant]) -> tuple[dict[str, int], list[str]]:
+    """Per pretrained run, the epoch its CLAT runs start from (the final epoch needs none)."""
     epochs: dict[str, set[int]] = {}
+    found_clat: dict[str, list[str]] = {}
     for technique in cfg["grid"]["techniques"]:
-        base = clat_base(technique)
+        variant = variants.get(technique)
+        base = variant.pretrained if variant else None
         if base is not None and pretrain_epochs(cfg, technique) < cfg["train"]["epochs"]:
             epochs.setdefault(base, set()).add(pretrain_epochs(cfg, technique))
+            found_clat.setdefault(base, []).append(technique)
     problems = [
-        f"techniques.{base}+clat: the CLAT runs starting from {base} use different "
-        f"pretrain_epochs ({sorted(found)}); give them the same one (one snapshot per run)"
+        f"techniques.{found_clat[base][0]}: the CLAT runs starting from {base} "
+        f"({', '.join(found_clat[base])}) use different pretrain_epochs ({sorted(found)}); give "
+        f"them the same one (one snapshot per run)"
         for base, found in epochs.items()
         if len(found) > 1
     ]
     return {base: min(found) for base, found in epochs.items()}, problems
 
 
-def _budget_keys(cfg: Mapping[str, Any]) -> list[tuple[str, Any]]:
+def _budget_keys(cfg: Mapping[str, Any], variants: Mapping[str, Variant]) -> list[tuple[str, Any]]:
     """(key path, value) of every training budget the grid's jobs use."""
-    used = {clat_base(t) or t for t in cfg["grid"]["techniques"]} | set(cfg["grid"]["techniques"])
+    used = set(variants)
     out = [
         (f"techniques.{t}.eps", cfg["techniques"][t]["eps"])
         for t in sorted(used)
@@ -318,12 +395,12 @@ def _budget_keys(cfg: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return out
 
 
-def _check_budgets(cfg: dict) -> list[str]:
+def _check_budgets(cfg: dict, variants: Mapping[str, Variant]) -> list[str]:
     """A level exists in every grid dataset; a number is one budget only where eps lists agree."""
     problems = []
     datasets = cfg["grid"]["datasets"]
     eps_lists = {d: cfg["datasets"][d]["eps"] for d in datasets}
-    for key, value in _budget_keys(cfg):
+    for key, value in _budget_keys(cfg, variants):
         if isinstance(value, dict):
             for d in datasets:
                 if value["level"] > len(eps_lists[d]):

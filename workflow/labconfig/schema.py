@@ -59,3 +59,21 @@ def schema_problems(config: Mapping[str, Any]) -> list[str]:
             where = f"{where} (key {error.instance!r})"
         problems.append(f"{where}: {_describe(error)}")
     return problems
+
+
+def technique_option_problems(where: str, technique: str, options: Mapping[str, Any]) -> list[str]:
+    """One line per option of a variant (``where``: techniques.KEY) that the registered
+    ``technique``'s entry in the schema does not allow."""
+    schema = _schema()
+    techniques = schema["properties"]["techniques"]
+    if technique.endswith("+clat"):
+        entry = schema["$defs"]["clat"]
+    else:
+        entry = techniques["properties"][technique]
+    sub = {"$defs": schema["$defs"], **entry}
+    validator = jsonschema.Draft202012Validator(sub)
+    problems = []
+    for error in sorted(validator.iter_errors(dict(options)), key=lambda e: str(e.absolute_path)):
+        key = ".".join([where, *map(str, error.absolute_path)])
+        problems.append(f"{key}: {_describe(error)} (options of {technique})")
+    return problems

@@ -2,9 +2,14 @@
 # the resolved configuration, the grid's name lists, wildcard constraints and small helpers.
 
 import re
+import sys
 from pathlib import Path
 
 from snakemake.logging import logger
+
+# labconfig imports robustlab's torch-free modules (robustlab.variants): this repository's, not
+# a copy installed from another checkout
+sys.path.insert(0, str(Path(workflow.basedir).parent))
 
 from labconfig import (
     SANITY_REFERENCE,
@@ -14,8 +19,8 @@ from labconfig import (
     attack_options,
     baseline_options,
     clat_args,
-    clat_base,
     clat_inputs,
+    clat_variant_options,
     corrupt_args,
     craft_transfer_args,
     external_kind,

@@ -77,20 +77,23 @@ rule compare:
     params:
         runs=run_options(CFG),
         attacks=attack_options(CFG),
+        # named CLAT variants (keys without the X+clat suffix) are run B of their comparisons
+        clat=clat_variant_options(CFG),
         seed=SEED,
     log:
         "logs/compare.log",
     shell:
         "python -m stages.compare --results-dir results {params.runs:q} {params.attacks:q}"
+        " {params.clat:q}"
         " --seed {params.seed:q} --out {output:q} 2> {log:q}"
 
 
 # Inputs the figures and the report both read: tables, cards, histories (with those of the runs
 # CLAT starts from, trained even when not in the grid) and CLAT's criticality tables.
-CLAT_RUNS = [run for run in RUNS if clat_base(Path(run).name) is not None]
+CLAT_RUNS = [run for run in RUNS if CFG.pretrained(Path(run).name) is not None]
 CLAT_BASE_HISTORIES = sorted(
     {
-        f"models/{Path(run).parent}/{clat_base(Path(run).name)}/history.parquet"
+        f"models/{Path(run).parent}/{CFG.pretrained(Path(run).name)}/history.parquet"
         for run in CLAT_RUNS
     }
     - {f"models/{run}/history.parquet" for run in RUNS}

@@ -1,5 +1,7 @@
 # Training: one job per (dataset, architecture, base technique); CLAT fine-tuning ("X+clat")
-# starts from the weights of X's run after its pretraining epochs, so X is trained once.
+# starts from the weights of X's run after its pretraining epochs, so X is trained once. A named
+# variant (techniques: KEY: {technique: ..., seed: ..., pretrained: ...}) trains its registered
+# technique with its own options and seed; a CLAT variant starts from its `pretrained` run.
 
 
 rule train:
@@ -13,10 +15,12 @@ rule train:
     params:
         arch=job_arg(train_args, "arch", "dataset", "arch", "technique"),
         arch_config=job_arg(train_args, "arch_config", "dataset", "arch", "technique"),
+        technique=job_arg(train_args, "technique", "dataset", "arch", "technique"),
+        variant=job_arg(train_args, "variant", "dataset", "arch", "technique"),
         technique_config=job_arg(train_args, "technique_config", "dataset", "arch", "technique"),
         train_config=job_arg(train_args, "train_config", "dataset", "arch", "technique"),
         val_size=job_arg(train_args, "val_size", "dataset", "arch", "technique"),
-        seed=SEED,
+        seed=job_arg(train_args, "seed", "dataset", "arch", "technique"),
         out_dir=lambda w, output: str(Path(output.weights).parent),
         # weights CLAT runs start from; a parameter, so adding such a run retrains X with it
         snapshots=job_arg(train_args, "snapshots", "dataset", "arch", "technique"),
@@ -37,7 +41,8 @@ rule train:
     shell:
         "python -m stages.train --train {input.train:q} --dataset {wildcards.dataset:q}"
         " --arch {params.arch:q} --arch-name {wildcards.arch:q} --arch-config {params.arch_config:q}"
-        " --technique {wildcards.technique:q} --technique-config {params.technique_config:q}"
+        " --technique {params.technique:q} {params.variant:q}"
+        " --technique-config {params.technique_config:q}"
         " --train-config {params.train_config:q} --val-size {params.val_size:q}"
         " --seed {params.seed:q} {params.snapshots:q} --threads {threads:q}"
         " --out-dir {params.out_dir:q} 2> {log:q}"
@@ -71,10 +76,11 @@ rule clat:
         arch=job_arg(clat_args, "arch", "dataset", "arch", "technique"),
         base=job_arg(clat_args, "base", "dataset", "arch", "technique"),
         init_epoch=job_arg(clat_args, "init_epoch", "dataset", "arch", "technique"),
+        variant=job_arg(clat_args, "variant", "dataset", "arch", "technique"),
         clat_config=job_arg(clat_args, "clat_config", "dataset", "arch", "technique"),
         train_config=job_arg(clat_args, "train_config", "dataset", "arch", "technique"),
         val_size=job_arg(clat_args, "val_size", "dataset", "arch", "technique"),
-        seed=SEED,
+        seed=job_arg(clat_args, "seed", "dataset", "arch", "technique"),
         out_dir=lambda w, output: str(Path(output.weights).parent),
     wildcard_constraints:
         arch=one_of(TRAINED_ARCHS),
@@ -91,7 +97,7 @@ rule clat:
     shell:
         "python -m stages.clat --train {input.train:q} --dataset {wildcards.dataset:q}"
         " --arch {params.arch:q} --init-dir \"$(dirname {input.pretrained:q})\""
-        " --init-epoch {params.init_epoch:q} --pretrain-technique {params.base:q}"
+        " --init-epoch {params.init_epoch:q} --pretrain-technique {params.base:q} {params.variant:q}"
         " --clat-config {params.clat_config:q} --train-config {params.train_config:q}"
         " --val-size {params.val_size:q} --seed {params.seed:q} --threads {threads:q}"
         " --out-dir {params.out_dir:q} --criticality-out {output.criticality:q} 2> {log:q}"
