@@ -284,3 +284,23 @@ def test_default_grid_selects_only_main_path_layers_and_at_most_ten_percent(arch
         module = layers[i].module
         assert isinstance(module, nn.Linear if transformer else nn.Conv2d), layers[i].name
         assert "shortcut" not in layers[i].name and ".se." not in layers[i].name
+
+
+def test_layers_above_the_trainable_share_are_never_selected() -> None:
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from robustlab.training.clat.criticality import eligible_layers, select_layers
+
+    model = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 1))  # 110 + 11 = 121 parameters
+    layers = [SimpleNamespace(params=110), SimpleNamespace(params=11)]
+    # 10 % of 121 is 12.1: only the second layer (11 parameters) may be fine-tuned
+    assert eligible_layers(layers, model, 0.1) == [1]
+    assert eligible_layers(layers, model, 1.0) == [0, 1]
+    # the first layer is the most critical, but not eligible
+    assert select_layers("dynamic", [5.0, 1.0], 1, None, eligible=[1]) == [1]
+    with pytest.raises(ValueError, match="no candidate layer holds at most 5%"):
+        eligible_layers(layers, model, 0.05)
+    with pytest.raises(ValueError, match=r"max_trainable_share must be in \(0, 1\]"):
+        eligible_layers(layers, model, 0.0)

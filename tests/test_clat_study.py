@@ -177,8 +177,9 @@ def test_the_study_preset_dry_run_plans_its_jobs(tmp_path):
     )
     out = proc.stdout + proc.stderr
     counts = dict(re.findall(r"^(train_snapshot|train|clat|attack|evaluate)\s+(\d+)$", out, re.M))
-    # 3 PGD-AT runs (one per seed) keep their epoch-4 weights; 7 CLAT arms x 3 seeds start there
-    assert counts == {"train_snapshot": "3", "clat": "21", "attack": "48", "evaluate": "24"}
+    # 3 PGD-AT runs (one per seed) keep their epoch-4 weights; 3 CLAT arms x 3 seeds and 4
+    # labelled variants on seed 0 start there
+    assert counts == {"train_snapshot": "3", "clat": "13", "attack": "32", "evaluate": "16"}
     assert out.count("--snapshot-epoch 4") == 3
     assert (
         '--init-dir "$(dirname models/fashion_mnist/wrn_10_2/pgd_at_s2/model.safetensors)"' in out

@@ -35,6 +35,9 @@ class ClatConfig:
     :mod:`robustlab.training.clat.layers`). ``eps``, ``steps``, ``step_size`` (relative to
     eps): the PGD of the criticality measurement and of the feature-space inner maximisation;
     ``fast``: FGSM with a random start and a step of 1.25 eps ("CLAT (fast)").
+    ``max_trainable_share``: only candidates holding at most this share of the model's
+    parameters are selected (not in the paper, whose deep models never come near it; in a
+    10-layer network one convolution can hold 40 % of the weights).
 
     Variants the paper does not state: ``ce_on`` clean (Eq. 9's CE(F(x), y)) | adversarial
     (CE on x + delta*); ``feature_loss`` raw (Eq. 8) | relative (each layer's distance divided
@@ -61,6 +64,7 @@ class ClatConfig:
     bn: str = "frozen"
     ce_on: str = "clean"
     feature_loss: str = "raw"
+    max_trainable_share: float = 0.1
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.criticality_batch < 1 or self.calibration_batch < 1:
@@ -88,6 +92,10 @@ class ClatConfig:
                 raise ValueError(f"clat lam must be a number >= 0 or 'auto', not {self.lam!r}")
         elif self.lam < 0:
             raise ValueError(f"clat lam must be >= 0 or 'auto', got {self.lam}")
+        if not 0 < self.max_trainable_share <= 1:
+            raise ValueError(
+                f"clat max_trainable_share must be in (0, 1], got {self.max_trainable_share}"
+            )
         if self.k <= 0 or self.lr <= 0:
             raise ValueError(f"clat needs k > 0 and lr > 0; got {self.k}, {self.lr}")
 

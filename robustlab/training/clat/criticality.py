@@ -88,6 +88,26 @@ def layer_count(k: float, n_layers: int) -> int:
     return count
 
 
+def eligible_layers(layers: Sequence, model: nn.Module, max_share: float) -> list[int]:
+    """0-based positions of the candidate ``layers`` (each with a ``params`` count) holding at
+    most ``max_share`` of ``model``'s parameters: the layers CLAT may fine-tune.
+
+    The paper's models are deep enough that one layer is a few percent of the weights (Table 6:
+    WRN34-10 trains 1.24M of 46.16M); in a 10-layer network one convolution can hold 40 %, so
+    without this cap CLAT would stop being a fine-tuning of a small part of the model."""
+    if not 0 < max_share <= 1:
+        raise ValueError(f"max_trainable_share must be in (0, 1], got {max_share}")
+    total = sum(p.numel() for p in model.parameters())
+    eligible = [i for i, layer in enumerate(layers) if layer.params <= max_share * total]
+    if not eligible:
+        smallest = min(layer.params for layer in layers)
+        raise ValueError(
+            f"no candidate layer holds at most {max_share:.0%} of the model's {total} "
+            f"parameters (the smallest has {smallest}); raise max_trainable_share"
+        )
+    return eligible
+
+
 def top_k(
     criticality: Sequence[float], count: int, eligible: Sequence[int] | None = None
 ) -> list[int]:

@@ -24,7 +24,12 @@ import torch
 from torch import nn
 
 from robustlab.training.clat.config import ClatConfig
-from robustlab.training.clat.criticality import layer_count, measure_criticality, select_layers
+from robustlab.training.clat.criticality import (
+    eligible_layers,
+    layer_count,
+    measure_criticality,
+    select_layers,
+)
 from robustlab.training.clat.layers import Layer, forward_order_layers
 from robustlab.training.clat.objective import ClatObjective, calibrate_lambda
 from robustlab.training.config import TrainConfig
@@ -105,7 +110,8 @@ class ClatStrategy(TrainingStrategy):
         self.init = {f"init.{k}": v.detach().clone() for k, v in model.state_dict().items()}
         xc, _ = self._batch(epoch_offset + 1)
         self.layers = forward_order_layers(model, xc, clat.select_from)
-        self.count = layer_count(clat.k, len(self.layers))
+        self.eligible = eligible_layers(self.layers, model, clat.max_trainable_share)
+        self.count = min(layer_count(clat.k, len(self.layers)), len(self.eligible))
         fast = clat.fast
         self.objective = ClatObjective(
             [],
@@ -160,7 +166,7 @@ class ClatStrategy(TrainingStrategy):
             generator,
         )
         self.selection = select_layers(
-            self.clat.selection, criticality, self.count, self.selection, generator
+            self.clat.selection, criticality, self.count, self.selection, generator, self.eligible
         )
         self.criticality = criticality
         self.rows += [
