@@ -601,27 +601,25 @@ def test_metrics_json_holds_the_headline_keys_only() -> None:
     # table(): clean 3 of 4 correct; pgd_linf at eps 0.05 keeps 3 of 4, at the largest eps 0.1
     # none; WCAR at 0.1 (pgd_linf only): 0 of the 3 clean-correct images; mCE and relative mCE
     # against BASE_NAT as in test_normalised_metrics (65.7143, 46.6667); params and MACs from
-    # CARD. No AutoAttack, stability, system rows and no sanity table: null.
+    # CARD. No AutoAttack, stability, system rows and no sanity table: left out (DVC drops
+    # null metrics).
     out = metrics_json(table(outcomes(BASE_NAT)))
     assert out == {
         "fm": {
             "a1/standard": {
                 "clean_accuracy": 75.0,
                 "pgd_linf_robust_accuracy": 0.0,
-                "autoattack_robust_accuracy": None,
                 "wcar": 0.0,
                 "mce": 65.7143,
                 "relative_mce": 46.6667,
-                "mfr": None,
-                "nsd": None,
                 "params": 1234,
                 "macs": 56789,
-                "sanity_passed": None,
-                "sanity_total": None,
             }
         }
     }
-    assert list(out["fm"]["a1/standard"]) == list(HEADLINE_KEYS)
+    assert [k for k in HEADLINE_KEYS if k in out["fm"]["a1/standard"]] == list(
+        out["fm"]["a1/standard"]
+    )
     assert isinstance(out["fm"]["a1/standard"]["params"], int)
     json.dumps(out, allow_nan=False)
 

@@ -28,7 +28,7 @@ import pytest
 
 import stages.figures
 import stages.report
-from robustlab.report.format import format_count, format_percent
+from robustlab.report.format import format_count, format_interval, format_percent
 from tests.test_report_fixtures import FULL_ARCHS, write_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -291,17 +291,20 @@ def test_rendered_leaderboard_numbers_equal_the_metrics_table(
             r.noise,
             "" if pd.isna(r.level) else repr(float(r.level)),
             r.metric,
-        ): r.value
+        ): r
         for r in metrics.itertuples(index=False)
     }
     runs = {c[0] for c in cells}
-    assert len(runs) == RUNS and len(cells) == RUNS * 22
+    # 3 sizes, clean, 2 attacks x 3 eps + AutoAttack, 3 WCAR, 4 ImageNet-C, 1 extras accuracy,
+    # mFP, mFR, 2 system
+    assert len(runs) == RUNS and len(cells) == RUNS * 23
     for run, key, value, text in cells:
         family, noise, level, metric = key.split("|")
-        expected = lookup[(run, family, noise, level, metric)]
-        assert float(value) == expected
-        shown = format_count(expected) if family == "complexity" else format_percent(expected)
-        assert text == shown
+        row = lookup[(run, family, noise, level, metric)]
+        assert float(value) == row.value
+        shown = format_count(row.value) if family == "complexity" else format_percent(row.value)
+        # the number, then its 95 % interval where it has one
+        assert text == shown + format_interval(row.ci_low, row.ci_high)
 
 
 def test_full_page_screenshot(page: Page, tmp_path: Path) -> None:
