@@ -54,7 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-dir", required=True, type=Path)
     parser.add_argument("--test", required=True, help="prepared test table (Parquet)")
     parser.add_argument("--attacks", required=True, type=json_object, help="name -> parameters")
-    parser.add_argument("--craft", type=parse_craft, action="append", required=True)
+    # none: transfer.attacks is empty, and the examples file holds only the clean predictions
+    parser.add_argument("--craft", type=parse_craft, action="append", default=[])
     parser.add_argument("--points", type=points_arg, default=None)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--batch-size", type=int, default=500)

@@ -42,6 +42,24 @@ def read_examples(path: Path) -> tuple[dict[str, str], dict]:
     return metadata, tensors
 
 
+def empty_transfer_frame() -> pd.DataFrame:
+    """The transfer outcome table without rows (every column with its dtype)."""
+    return pd.DataFrame(
+        {
+            "source_arch": pd.Series([], dtype="str"),
+            "source_technique": pd.Series([], dtype="str"),
+            "attack": pd.Series([], dtype="str"),
+            "level": np.zeros(0, dtype=np.int16),
+            "eps": np.zeros(0, dtype=np.float64),
+            "index": np.zeros(0, dtype=np.int64),
+            "label": np.zeros(0, dtype=np.int16),
+            "source_clean_prediction": np.zeros(0, dtype=np.int16),
+            "prediction": np.zeros(0, dtype=np.int16),
+            "correct": np.zeros(0, dtype=bool),
+        }
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="stages.transfer", description=__doc__)
     parser.add_argument("--model-dir", required=True, type=Path)
@@ -80,6 +98,8 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
         print(f"{args.model_dir}: evaluated transfer examples of {path}", file=sys.stderr)
+    if not frames:  # no transfer attacks configured: an empty table with the same columns
+        frames.append(empty_transfer_frame())
     write_frame(pd.concat(frames, ignore_index=True), args.out)
 
 
