@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -62,20 +60,9 @@ def copy_repo(dest: Path) -> Path:
 
 def merged_config(*paths: Path) -> dict:
     """Deep-merge YAML files the way Snakemake merges --configfile over configfile."""
+    from workflow.labconfig import load_config
 
-    def merge(base: dict, override: dict) -> dict:
-        out = dict(base)
-        for key, value in override.items():
-            if isinstance(value, dict) and isinstance(out.get(key), dict):
-                out[key] = merge(out[key], value)
-            else:
-                out[key] = value
-        return out
-
-    config: dict = {}
-    for path in paths:
-        config = merge(config, yaml.safe_load(path.read_text()))
-    return config
+    return load_config(*paths)
 
 
 def git_init(repo: Path) -> None:

@@ -31,6 +31,7 @@ from robustlab.training.config import TrainConfig
 from robustlab.training.loop import fit
 from robustlab.training.strategy import TrainingStrategy
 from robustlab.training.techniques import build_technique
+from tests.test_clat import _data
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -195,15 +196,6 @@ def test_cross_entropy_on_clean_or_adversarial_input():
         ClatConfig(bn="adaptive")
     with pytest.raises(ValueError, match="lam"):
         ClatConfig(lam="half")
-
-
-def _data(n: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    y = torch.arange(n) % 3
-    x = torch.rand(n, 1, 8, 8, generator=g) * 0.3
-    x[:, :, :3] += (y == 0).float().view(-1, 1, 1, 1) * 0.6
-    x[:, :, 5:] += (y == 1).float().view(-1, 1, 1, 1) * 0.6
-    return x.clamp(0, 1), y
 
 
 CONFIG = TrainConfig(batch_size=16, val_pgd_steps=2, amp="none")
