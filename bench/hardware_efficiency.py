@@ -2,7 +2,7 @@
 
 Measures, on ``--threads`` threads:
 
-1. the matmul peaks: a 2048 x 2048 x 2048 GEMM in fp32 and in bf16 (the anchors);
+1. the matmul peaks: a 1024 x 1024 x 1024 GEMM in fp32 and in bf16 (the anchors);
 2. for every architecture of the grid in ``--params`` (default params.yaml, named variants
    resolved): a training step (forward, cross-entropy, backward, SGD update on a batch of
    ``--batch`` images) in the precision ``train.amp`` resolves to here, channels_last as the
@@ -52,7 +52,7 @@ def median_seconds(step: Callable[[], object], steps: int) -> float:
     return statistics.median(times)
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, steps: int = 3) -> float:
+def matmul_peak(dtype: torch.dtype, size: int = 1024, steps: int = 3) -> float:
     """GFLOP/s of a square GEMM in ``dtype``."""
     a = torch.randn(size, size).to(dtype)
     b = torch.randn(size, size).to(dtype)
