@@ -2,11 +2,13 @@
 
 Measures, on ``--threads`` threads:
 
-1. the matmul peaks: a 1024 x 1024 x 1024 GEMM in fp32 and in bf16 (the anchors);
+1. the matmul peaks (the anchors): a square GEMM (1024 on CPU, 8192 on CUDA; TF32 off) in
+   fp32 and in bf16;
 2. for every architecture of the grid in ``--params`` (default params.yaml, named variants
    resolved): a training step (forward, cross-entropy, backward, SGD update on a batch of
-   ``--batch`` images) in the precision ``train.amp`` resolves to here, channels_last as the
-   train stage runs it; and an attack step (eval mode, forward + gradient with respect to the
+   ``--batch`` images) in the precision ``train.amp`` resolves to on ``--device``,
+   channels_last as the train stage runs it; and an attack step (eval mode, forward + gradient
+   with respect to the
    input, as one PGD iteration) at evaluation batch sizes 100 and 500, in the default layout and
    in channels_last (robustlab.training.layout).
 
@@ -37,7 +39,12 @@ from robustlab.models import build_model, count_macs  # noqa: E402
 from robustlab.training.precision import resolve_amp  # noqa: E402
 from workflow.labconfig import load_config, resolve  # noqa: E402
 
-CPU = torch.device("cpu")
+DEVICE = torch.device("cpu")
+
+
+def synchronize() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def median_seconds(step: Callable[[], object], steps: int) -> float:
@@ -46,16 +53,18 @@ def median_seconds(step: Callable[[], object], steps: int) -> float:
         step()
     times = []
     for _ in range(steps):
+        synchronize()
         start = time.perf_counter()
         step()
+        synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 1024, steps: int = 3) -> float:
+def matmul_peak(dtype: torch.dtype, size: int, steps: int = 3) -> float:
     """GFLOP/s of a square GEMM in ``dtype``."""
-    a = torch.randn(size, size).to(dtype)
-    b = torch.randn(size, size).to(dtype)
+    a = torch.randn(size, size, device=DEVICE).to(dtype)
+    b = torch.randn(size, size, device=DEVICE).to(dtype)
     return 2 * size**3 / median_seconds(lambda: a @ b, steps) / 1e9
 
 
@@ -70,13 +79,13 @@ def grid_architectures(params: Path, configs: list[Path]) -> dict[str, tuple[str
 
 
 def training_step(model: torch.nn.Module, batch: int, amp: bool) -> Callable[[], None]:
-    model = model.to(memory_format=torch.channels_last).train()
+    model = model.to(DEVICE, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.rand(batch, 1, 28, 28).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.rand(batch, 1, 28, 28, device=DEVICE).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,), device=DEVICE)
 
     def step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=amp):
             loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -86,11 +95,11 @@ def training_step(model: torch.nn.Module, batch: int, amp: bool) -> Callable[[],
 
 
 def attack_step(model: torch.nn.Module, batch: int, channels_last: bool) -> Callable[[], None]:
-    model = model.eval()
+    model = model.to(DEVICE).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    x = torch.rand(batch, 1, 28, 28)
-    y = torch.randint(0, 10, (batch,))
+    x = torch.rand(batch, 1, 28, 28, device=DEVICE)
+    y = torch.randint(0, 10, (batch,), device=DEVICE)
 
     def step() -> None:
         x_adv = x.clone().requires_grad_(True)
@@ -107,14 +116,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128, help="training batch size")
     parser.add_argument("--params", type=Path, default=ROOT / "params.yaml")
     parser.add_argument("--config", type=Path, action="append", default=[])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
-    fp32_peak = matmul_peak(torch.float32)
-    bf16_peak = matmul_peak(torch.bfloat16)
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32, as evaluation runs
+    torch.backends.cudnn.allow_tf32 = False
+    size = 8192 if DEVICE.type == "cuda" else 1024
+    fp32_peak = matmul_peak(torch.float32, size)
+    bf16_peak = matmul_peak(torch.bfloat16, size)
     params = load_config(args.params, *args.config)
-    amp = resolve_amp(params.get("train", {}).get("amp", "bf16"), CPU)
+    amp = resolve_amp(params.get("train", {}).get("amp", "bf16"), DEVICE)
     print(
-        f"torch {torch.__version__}, {args.threads} thread(s); matmul peaks: fp32 "
+        f"torch {torch.__version__} on {DEVICE.type}, {args.threads} CPU thread(s); "
+        f"matmul peaks: fp32 "
         f"{fp32_peak:.0f} GFLOP/s, bf16 {bf16_peak:.0f} GFLOP/s; training precision "
         f"{'bf16' if amp == 'bf16' else 'fp32'} (train.amp resolved here)"
     )
