@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -25,6 +24,8 @@ _CHUNK = 250  # resamples drawn at once (bounds memory at n * 250 indices)
 
 
 def _z(confidence: float) -> float:
+    from scipy.stats import norm  # here, not at the top: scipy.stats costs every stage ~0.7 s
+
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence {confidence}: must lie strictly between 0 and 1")
     return float(norm.ppf(0.5 + confidence / 2.0))

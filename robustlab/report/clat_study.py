@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from html import escape
 
 import pandas as pd
-from scipy import stats
 
 from robustlab.report.comparisons import metric_label
 from robustlab.report.data import ReportData, Run
@@ -46,6 +45,8 @@ def pooled_difference(differences: Sequence[float]) -> Pooled:
     mean = sum(values) / len(values)
     if len(values) < 2:
         return Pooled(mean, None, None, 1)
+    from scipy import stats  # here, not at the top: scipy.stats is slow to import
+
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
     half = float(stats.t.ppf(0.975, len(values) - 1)) * sd / math.sqrt(len(values))
     return Pooled(mean, mean - half, mean + half, len(values))
