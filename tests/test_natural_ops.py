@@ -11,7 +11,7 @@ from PIL import Image
 from scipy import ndimage
 
 from robustlab.noise import natural
-from robustlab.noise.natural import apply_corruption, ops, textures
+from robustlab.noise.natural import apply_corruption, levels, noise, ops, textures
 from robustlab.noise.natural.blur import glass_shuffle_index
 from robustlab.noise.natural.digital import (
     box_edges_on_centres,
@@ -19,7 +19,6 @@ from robustlab.noise.natural.digital import (
     opencv_copies_like_pil,
 )
 from robustlab.noise.natural.extra import saturate_float
-from robustlab.noise.natural.noise import poisson_of_levels
 
 
 def blocks(values: np.ndarray, size: int) -> np.ndarray:
@@ -343,24 +342,51 @@ def test_gaussian_noise_sigma() -> None:
         assert out.mean() == pytest.approx(127.5, abs=0.5)
 
 
-class _FixedUniforms:
-    def __init__(self, values: list[float]) -> None:
-        self.values = np.array(values)
+class _FixedIntegers:
+    """Stands in for a generator: ``integers`` returns the given 32-bit values."""
 
-    def random(self, shape):
-        return self.values.reshape(shape)
+    def __init__(self, values: list[int]) -> None:
+        self.values = np.array(values, np.uint32)
+
+    def integers(self, low, high, size, dtype):
+        assert (low, high, dtype) == (0, 1 << 32, np.uint32)
+        return self.values.reshape(size)
 
 
-def test_poisson_by_inversion_hand_computed() -> None:
-    # rate 1 / 255: level 255 has lambda = 1, CDF e^-1 (1 + 1, + 1/2, + 1/6) = 0.368, 0.736,
-    # 0.920, 0.981, so u = 0.3, 0.5, 0.8, 0.95, 0.99 draw 0, 1, 2, 3, 4; level 0 always draws 0
-    levels = np.array([255, 255, 255, 255, 255, 0], np.uint8)
-    rng = _FixedUniforms([0.3, 0.5, 0.8, 0.95, 0.99, 0.999])
-    draws = poisson_of_levels(levels, 1 / 255, rng)  # type: ignore[arg-type]
-    assert draws.tolist() == [0, 1, 2, 3, 4, 0]
-    # just below and above a CDF value: e^-1 = 0.36788 splits draws 0 and 1
-    rng = _FixedUniforms([0.36787, 0.36789])
-    assert poisson_of_levels(levels[:2], 1 / 255, rng).tolist() == [0, 1]  # type: ignore[arg-type]
+def test_level_sampling_by_inversion_hand_computed() -> None:
+    cdf = np.ones((256, 256))
+    cdf[10, :2] = [0.3, 0.75]  # level 10 -> 0, 1, 2 with probabilities 0.3, 0.45, 0.25
+    cdf[20, :3] = [0.5, 0.5 + 1e-9, 0.5 + 2e-9]  # three steps inside one guide bucket
+    tables = levels.level_tables(cdf)
+    # thresholds ceil(p 2^32): 0.3 -> 1288490189 (0.3 x 2^32 = 1288490188.8), 0.75 -> 3 x 2^30;
+    # 0.5 + 1e-9 -> 2^31 + 5 (2^31 + 4.29), 0.5 + 2e-9 -> 2^31 + 9 (2^31 + 8.59)
+    assert tables.thresholds[10, :3].tolist() == [1288490189, 3 << 30, 1 << 32]
+    assert tables.thresholds[20, :3].tolist() == [1 << 31, (1 << 31) + 5, (1 << 31) + 9]
+    assert tables.guide[10, 1288490189 >> 20] >= 256  # a step inside the bucket: refined
+    r = [1288490188, 1288490189, (3 << 30) - 1, 3 << 30, (1 << 32) - 1]
+    r += [(1 << 31) - 1, 1 << 31, (1 << 31) + 4, (1 << 31) + 5, (1 << 31) + 9, 7]
+    images = np.array([10] * 5 + [20] * 5 + [255], np.uint8)
+    out = levels.sample_levels(images, tables, _FixedIntegers(r))  # type: ignore[arg-type]
+    assert out.tolist() == [0, 1, 1, 2, 2, 0, 1, 1, 2, 3, 0]
+    with pytest.raises(ValueError, match="256 x 256"):
+        levels.level_tables(np.ones((256, 10)))
+
+
+def test_noise_laws_hand_computed() -> None:
+    # Gaussian, sigma 0.08, level 128: P(out <= 127) = P(z < 0) = 1/2, threshold 2^31;
+    # P(out <= 128) = P(z < 1 / (255 x 0.08)) = Phi(0.04902) = 1/2 + 0.04902 x 0.39886 = 0.519552
+    gauss = noise.gaussian_tables(0.08)
+    assert gauss.thresholds[128, 127] == 1 << 31
+    assert gauss.thresholds[128, 128] / 2**32 == pytest.approx(0.519552, abs=1e-5)
+    # shot, c = 255: count p gives level p; level 1 has lambda 1 and CDF e^-1 (1, 2, 2.5) at 0..2
+    shot = noise.shot_tables(255.0)
+    expected = np.exp(-1) * np.array([1, 2, 2.5])
+    np.testing.assert_allclose(shot.thresholds[1, :3] / 2**32, expected, atol=1e-9)
+    assert shot.thresholds[0, 0] == 1 << 32  # no light, no photons: always 0
+    # speckle keeps black black; impulse: 0 and 255 with amount / 2 each
+    assert noise.speckle_tables(0.6).thresholds[0, 0] == 1 << 32
+    impulse = noise.impulse_tables(0.5)
+    assert impulse.thresholds[100, [0, 99, 100, 254]].tolist() == [1 << 30] * 2 + [3 << 30] * 2
 
 
 def test_shot_noise_variance() -> None:

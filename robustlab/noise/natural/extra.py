@@ -17,16 +17,14 @@ from robustlab.noise.natural._base import (
     to_float,
     to_uint8,
 )
+from robustlab.noise.natural.noise import speckle
 from robustlab.noise.natural.tables import Spatter, param_for
 
 
 @corruptions.register("speckle_noise")
 def speckle_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Multiplicative noise: x + x N(0, sigma^2)."""
-    sigma = param_for("speckle_noise", images, severity)
-    x = to_float(images)
-    noise = rng.standard_normal(images.shape, dtype=np.float32)
-    return to_uint8(x + x * (np.float32(sigma) * noise))
+    return speckle(images, param_for("speckle_noise", images, severity), rng)
 
 
 @corruptions.register("gaussian_blur")

@@ -1,6 +1,9 @@
 """Noise corruptions of ImageNet-C: Gaussian, shot (Poisson) and impulse (salt-and-pepper).
 
-Each value of each channel gets its own draw (grey images: one draw per pixel).
+Each value of each channel gets its own draw (grey images: one draw per pixel). Each noise
+turns grey level k into output level j with a law that depends on k alone, so every value is
+drawn straight from that law (:mod:`.levels`), exactly as ``uint8(clip(noisy, 0, 1) * 255)``
+would give it, without float temporaries.
 """
 
 from __future__ import annotations
@@ -9,71 +12,75 @@ from functools import lru_cache
 
 import numpy as np
 
-from robustlab.noise.natural._base import corruptions, to_float, to_uint8
+from robustlab.noise.natural._base import GUARD, corruptions
+from robustlab.noise.natural.levels import LEVELS, LevelTables, level_tables, sample_levels
 from robustlab.noise.natural.tables import param_for
+
+#: Input grey levels k (column) and output levels j (row) as float64.
+_K = np.arange(LEVELS, dtype=np.float64)[:, None]
+_J = np.arange(LEVELS, dtype=np.float64)[None, :]
+
+
+@lru_cache(maxsize=64)
+def gaussian_tables(sigma: float) -> LevelTables:
+    """Output laws of x + N(0, sigma^2): out <= j iff k + 255 sigma z < j + 1."""
+    from scipy.special import ndtr
+
+    return level_tables(ndtr((_J + 1 - _K) / (255 * sigma)))
 
 
 @corruptions.register("gaussian_noise")
 def gaussian_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Additive Gaussian noise: x + N(0, sigma^2), x and sigma in [0, 1] intensity units."""
     sigma = param_for("gaussian_noise", images, severity)
-    noise = rng.standard_normal(images.shape, dtype=np.float32)
-    return to_uint8(to_float(images) + np.float32(sigma) * noise)
+    return sample_levels(images, gaussian_tables(float(sigma)), rng)
+
+
+@lru_cache(maxsize=64)
+def speckle_tables(sigma: float) -> LevelTables:
+    """Output laws of x + x N(0, sigma^2): out <= j iff k (1 + sigma z) < j + 1 (k = 0: 0)."""
+    from scipy.special import ndtr
+
+    with np.errstate(divide="ignore"):
+        cdf = ndtr(((_J + 1) / _K - 1) / sigma)  # k = 0: +inf, CDF 1 (zero stays zero)
+    return level_tables(cdf)
+
+
+def speckle(images: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Multiplicative noise x + x N(0, sigma^2) of uint8 images (one draw per value)."""
+    return sample_levels(images, speckle_tables(float(sigma)), rng)
+
+
+@lru_cache(maxsize=64)
+def shot_tables(photons: float) -> LevelTables:
+    """Output laws of Poisson(x c) / c: count p gives level floor(255 p / c) (at most 255)."""
+    from scipy.special import pdtr
+
+    rate = _K * (photons / 255)
+    top = 255 * photons / 255
+    counts = np.arange(int(top + 12 * np.sqrt(top) + 40))
+    level = np.minimum(np.floor(counts * (255 / photons) + GUARD), 255)
+    # the largest count that still gives a level <= j (-1: none)
+    largest = np.searchsorted(level, np.arange(LEVELS), side="right") - 1
+    cdf = np.where(largest >= 0, pdtr(np.maximum(largest, 0)[None, :], rate), 0.0)
+    return level_tables(cdf)
 
 
 @corruptions.register("shot_noise")
 def shot_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Photon noise: Poisson(x * c) / c, c photons at full intensity."""
     c = param_for("shot_noise", images, severity)
-    counts = poisson_of_levels(images, c / 255.0, rng)
-    return to_uint8(counts.astype(np.float32) * np.float32(1 / c))
+    return sample_levels(images, shot_tables(float(c)), rng)
 
 
-#: Guide-table buckets per grey level in :func:`poisson_of_levels`.
-GUIDE_BUCKETS = 1024
-
-
-@lru_cache(maxsize=32)
-def poisson_tables(rate: float) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-CDF tables of Poisson(k rate) for the grey levels k = 0..255 (read-only).
-
-    Returns (cdf, guide): ``cdf[k, j]`` = P(X <= j) for j = 0..J - 1 (J beyond the mean by 12
-    standard deviations and 40, the last column set to 1: the tail beyond it, under 1e-30, folds
-    into it) and ``guide[k, b]`` = #{j : cdf[k, j] < b / B}, the smallest draw a uniform in
-    bucket b of B = :data:`GUIDE_BUCKETS` can give.
-    """
-    from scipy.special import pdtr
-
-    top = 255 * rate
-    j = np.arange(int(top + 12 * np.sqrt(top) + 40))
-    cdf = pdtr(j[None, :], np.arange(256)[:, None] * rate)
-    cdf[:, -1] = 1.0
-    edges = np.arange(GUIDE_BUCKETS) / GUIDE_BUCKETS
-    guide = np.stack([np.searchsorted(row, edges, side="left") for row in cdf])
-    for t in (cdf, guide):
-        t.setflags(write=False)
-    return cdf, guide
-
-
-def poisson_of_levels(images: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
-    """Poisson(k rate) draws for uint8 values k, by inversion: one uniform u per value.
-
-    The draw is #{j : cdf_k(j) < u}: the guide table gives it up to the few CDF values inside
-    u's bucket, which a short loop over the values still short of u adds.
-    """
-    cdf, guide = poisson_tables(float(rate))
-    u = rng.random(images.shape)
-    level = images.astype(np.intp)
-    count = guide.ravel()[level * GUIDE_BUCKETS + (u * GUIDE_BUCKETS).astype(np.intp)]
-    at = level * cdf.shape[1]
-    at += count
-    flat_cdf = cdf.ravel()
-    todo = np.flatnonzero(flat_cdf[at] < u)
-    while len(todo):
-        count.flat[todo] += 1
-        at.flat[todo] += 1
-        todo = todo[flat_cdf[at.flat[todo]] < u.flat[todo]]
-    return count
+@lru_cache(maxsize=64)
+def impulse_tables(amount: float) -> LevelTables:
+    """Output laws of salt and pepper: 0 and 255 with probability amount / 2 each, else k."""
+    pmf = np.zeros((LEVELS, LEVELS))
+    pmf[:, 0] += amount / 2
+    pmf[:, -1] += amount / 2
+    pmf[np.arange(LEVELS), np.arange(LEVELS)] += 1 - amount
+    return level_tables(np.cumsum(pmf, axis=1))
 
 
 @corruptions.register("impulse_noise")
@@ -83,8 +90,4 @@ def impulse_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -
     The same law as ``skimage.util.random_noise(mode="s&p", amount=a)`` (salt:pepper 1:1).
     """
     amount = param_for("impulse_noise", images, severity)
-    u = rng.random(images.shape, dtype=np.float32)
-    out = images.copy()
-    out[u < amount / 2] = 255
-    out[(u >= amount / 2) & (u < amount)] = 0
-    return out
+    return sample_levels(images, impulse_tables(float(amount)), rng)

@@ -7,6 +7,7 @@ batch is two matrix products. Matrices depend only on the size and the parameter
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 
 import cv2
@@ -112,18 +113,28 @@ CV2_BORDERS = {
 }
 
 
+#: A separable filter longer than this share of the shorter side runs as dense matrix products
+#: (one BLAS call for the batch) instead of OpenCV's per-plane filter; measured on one thread.
+MATRIX_SHARE = 0.25
+
+
+def matrix_is_faster(taps: int, height: int, width: int) -> bool:
+    """Whether a ``taps``-long filter runs as matrices (it must where it outreaches a side)."""
+    return taps // 2 >= min(height, width) or taps > MATRIX_SHARE * min(height, width)
+
+
 def gaussian_planes(
     p: np.ndarray, sigma: float, mode: str = "nearest", truncate: float = 4.0
 ) -> np.ndarray:
     """Gaussian blur of every plane of a P x H x W float stack (scipy's taps and boundaries).
 
     OpenCV's separable filter per plane where the radius is shorter than both sides (its border
-    rules agree with scipy's there), else the filter matrices, which extend the boundary rule
-    to any distance.
+    rules agree with scipy's there) and the filter is short, else the filter matrices, which
+    extend the boundary rule to any distance (and, as one matrix product, beat long filters).
     """
     count, h, w = p.shape
     taps = gaussian_taps(sigma, truncate)
-    if len(taps) // 2 >= min(h, w) or mode not in CV2_BORDERS:
+    if matrix_is_faster(len(taps), h, w) or mode not in CV2_BORDERS:
         rows = gaussian_matrix(h, float(sigma), truncate, mode)
         cols = gaussian_matrix(w, float(sigma), truncate, mode)
         return separable(p, rows, cols)
@@ -184,6 +195,42 @@ def zoom_matrix(n: int, factor: float, full: bool = False) -> np.ndarray:
     return m
 
 
+@lru_cache(maxsize=1024)
+def zoom_taps(n: int, factor: float, full: bool = False) -> tuple[np.ndarray, ...]:
+    """:func:`zoom_matrix`'s two taps per output row: (lo, hi, lo weight, hi weight), read-only.
+
+    Row i of the matrix is ``w_lo[i]`` at column ``lo[i]`` and ``w_hi[i]`` at ``hi[i]`` (0 where
+    the row has one entry), so the zoom is two gathers instead of a dense product.
+    """
+    m = zoom_matrix(n, factor, full)
+    rows = np.arange(len(m))
+    nonzero = m != 0
+    lo = nonzero.argmax(axis=1)
+    hi = n - 1 - nonzero[:, ::-1].argmax(axis=1)
+    w_lo, w_hi = m[rows, lo], np.where(hi != lo, m[rows, hi], 0.0)
+    for a in (lo, hi, w_lo, w_hi):
+        a.setflags(write=False)
+    return lo, hi, w_lo, w_hi
+
+
+def zoom_planes(p: np.ndarray, factor: float) -> np.ndarray:
+    """:func:`zoom_matrix` (``full``) applied to both sides of every plane of a P x H x W stack.
+
+    Columns first, then rows, like :func:`separable`; each output is a two-tap sum. Only the
+    rows the zoom reads go through the (slow, element-wise) column gathers.
+    """
+    _, h, w = p.shape
+    r_lo, r_hi, r_wlo, r_whi = zoom_taps(h, float(factor), True)
+    first, last = int(r_lo.min()), int(r_hi.max()) + 1
+    crop = p[:, first:last]
+    lo, hi, w_lo, w_hi = zoom_taps(w, float(factor), True)
+    across = crop[:, :, lo] * w_lo.astype(p.dtype)
+    across += crop[:, :, hi] * w_hi.astype(p.dtype)
+    out = across[:, r_lo - first, :] * r_wlo.astype(p.dtype)[:, None]
+    out += across[:, r_hi - first, :] * r_whi.astype(p.dtype)[:, None]
+    return out
+
+
 def motion_offsets(angles: np.ndarray, width: int, height: int, img_width: int) -> np.ndarray:
     """Integer (dy, dx) sampling offsets of a motion-blur line, one row per tap and image.
 
@@ -240,18 +287,32 @@ def _motion_group(x: np.ndarray, offsets: np.ndarray, taps: np.ndarray) -> np.nd
     n, h, w, _ = x.shape
     valid = offsets[..., 2] == 1
     pad = int(np.abs(offsets[..., :2])[valid].max()) if valid.any() else 0
-    padded = torch.from_numpy(np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge"))
+    padded = torch.from_numpy(edge_pad(x, pad))
     out = torch.zeros(x.shape, dtype=padded.dtype)
-    for i, weight in enumerate(taps):
-        dy, dx, ok = offsets[:, i, 0], offsets[:, i, 1], offsets[:, i, 2]
-        key = np.where(ok == 1, (dy + pad) * (2 * pad + 1) + (dx + pad), -1)
-        bounds = np.flatnonzero(np.diff(key)) + 1
-        for a, b in zip(np.r_[0, bounds], np.r_[bounds, n], strict=True):
-            if key[a] < 0:
-                continue
-            y0, x0 = pad + int(dy[a]), pad + int(dx[a])
-            out[a:b].add_(padded[a:b, y0 : y0 + h, x0 : x0 + w], alpha=float(weight))
+    # per image and tap: (valid, y0, x0), the top-left corner of its window in the padded image
+    corners = np.stack([valid, offsets[..., 0] + pad, offsets[..., 1] + pad], axis=-1).tolist()
+    for i, weight in enumerate(taps.tolist()):
+        a = 0  # runs of images with the same window: one strided add each
+        for (ok, y0, x0), run in itertools.groupby(tuple(image[i]) for image in corners):
+            b = a + sum(1 for _ in run)
+            if ok:
+                out[a:b].add_(padded[a:b, y0 : y0 + h, x0 : x0 + w], alpha=weight)
+            a = b
     return out.numpy()
+
+
+def edge_pad(x: np.ndarray, pad: int) -> np.ndarray:
+    """N x H x W x C images with ``pad`` pixels of repeated edge on every side."""
+    if pad == 0:
+        return x
+    n, h, w, c = x.shape
+    if c > 4 or x.dtype not in (np.float32, np.float64):
+        return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="edge")
+    out = np.empty((n, h + 2 * pad, w + 2 * pad, c), x.dtype)
+    for i in range(n):  # OpenCV's border copy: far faster than np.pad
+        padded = cv2.copyMakeBorder(x[i], pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+        out[i] = padded.reshape(out.shape[1:])
+    return out
 
 
 def sample_bilinear(x: np.ndarray, ys: np.ndarray, xs: np.ndarray, mode: str) -> np.ndarray:

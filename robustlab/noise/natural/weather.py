@@ -21,25 +21,30 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
     motion-blurred along U(-135, -45) degrees (the zoomed layer may be a pixel larger than the
     image; the blur sees it whole), rounded to 8 bits and cropped to the image.
     """
-    layer = rng.normal(p.mean, p.std, size=(n, height, width))
-    rows = ops.zoom_matrix(height, float(p.zoom), full=True)
-    cols = ops.zoom_matrix(width, float(p.zoom), full=True)
-    layer = ops.separable(layer, rows, cols)
+    layer = ops.zoom_planes(rng.normal(p.mean, p.std, size=(n, height, width)), p.zoom)
     layer[layer < p.threshold] = 0
-    layer = np.clip(layer, 0, 1)
+    np.clip(layer, 0, 1, out=layer)
     angles = rng.uniform(-135, -45, size=n)
-    blurred = ops.motion_blur(layer[..., None], angles, p.radius, p.sigma)[..., 0]
-    quantised = np.round(blurred * 255) / 255
-    return quantised[:, :height, :width].astype(np.float32)
+    blurred = ops.motion_blur(layer[..., None], angles, p.radius, p.sigma)
+    quantised = blurred[:, :height, :width, 0] * 255
+    np.round(quantised, out=quantised)
+    quantised /= 255
+    return quantised.astype(np.float32)
 
 
 def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
     """Blend images (uint8) towards their brightened grey, add the layer and its 180-degree turn."""
     x = to_float(images)
-    grey = luma(x) if x.shape[-1] == 3 else x
-    x = np.float32(p.blend) * x + np.float32(1 - p.blend) * np.maximum(x, grey * 1.5 + 0.5)
-    flakes = layer[..., None]
-    return to_uint8(x + flakes + flakes[:, ::-1, ::-1])
+    bright = luma(x) if x.shape[-1] == 3 else x.copy()
+    bright *= np.float32(1.5)
+    bright += np.float32(0.5)
+    out = np.maximum(x, bright)
+    out *= np.float32(1 - p.blend)
+    x *= np.float32(p.blend)
+    out += x
+    flakes = layer + layer[:, ::-1, ::-1]
+    out += flakes[..., None]
+    return to_uint8(out)
 
 
 @corruptions.register("snow")
