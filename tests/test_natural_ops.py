@@ -206,12 +206,16 @@ def test_disk_kernels_keep_the_references_sums() -> None:
 
 
 def _emulate_glass(draws: np.ndarray, h: int, w: int, d: int) -> np.ndarray:
-    """The reference loop on an H x W x 3 array: the tuple 'swap' of two views copies."""
+    """The reference loop on an H x W x 3 array: the tuple 'swap' of two views copies.
+
+    ``draws`` holds one code c per visit: dy = c // 2d - d, dx = c % 2d - d.
+    """
     img = np.repeat(np.arange(h * w).reshape(h, w, 1), 3, axis=-1)
     for it in range(draws.shape[0]):
         for hi in range(h - d, d, -1):
             for wi in range(w - d, d, -1):
-                dx, dy = draws[it, hi - d - 1, wi - d - 1]
+                dy, dx = divmod(int(draws[it, hi - d - 1, wi - d - 1]), 2 * d)
+                dy, dx = dy - d, dx - d
                 img[hi, wi], img[hi + dy, wi + dx] = img[hi + dy, wi + dx], img[hi, wi]
     return img[..., 0]
 
@@ -220,8 +224,8 @@ class _Recorder:
     def __init__(self, seed: int) -> None:
         self.rng, self.draws = np.random.default_rng(seed), []
 
-    def integers(self, low, high, size):
-        self.draws.append(self.rng.integers(low, high, size=size))
+    def integers(self, low, high, size, dtype):
+        self.draws.append(self.rng.integers(low, high, size=size, dtype=dtype))
         return self.draws[-1]
 
 
@@ -233,9 +237,12 @@ def test_glass_shuffle_resolves_the_reference_loop(h: int, w: int, d: int, itera
     index = glass_shuffle_index(rec, 3, h, w, d, iterations)  # type: ignore[arg-type]
     for k in range(3):
         draws = np.stack([rec.draws[i][k] for i in range(iterations)])
-        np.testing.assert_array_equal(index[k], _emulate_glass(draws, h, w, d))
+        # indices are into the flattened batch: image k's pixels start at k h w
+        np.testing.assert_array_equal(index[k] - k * h * w, _emulate_glass(draws, h, w, d))
     # the copies duplicate pixels: fewer distinct sources than pixels
     assert len(np.unique(index[0])) < h * w
+    # the codes cover every (dy, dx) in -d .. d - 1
+    assert set(np.concatenate([a.ravel() for a in rec.draws]).tolist()) <= set(range(4 * d * d))
 
 
 def test_motion_offsets_hand_computed() -> None:

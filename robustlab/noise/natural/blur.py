@@ -32,7 +32,7 @@ def defocus_blur(images: np.ndarray, severity: int, rng: np.random.Generator) ->
 def glass_shuffle_index(
     rng: np.random.Generator, n: int, height: int, width: int, max_delta: int, iterations: int
 ) -> np.ndarray:
-    """Flat source indices (N x H x W) of ImageNet-C's local pixel shuffle.
+    """Source indices (N x H x W, into the flattened batch) of ImageNet-C's local pixel shuffle.
 
     The reference visits (h, w) from (H - d, W - d) down to (d + 1, d + 1), row by row, and
     executes ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` with (h', w') = (h + dy, w + dx),
@@ -40,22 +40,25 @@ def glass_shuffle_index(
     copies: x[h, w] takes the value x[h', w'] holds at that moment and x[h', w'] is unchanged
     (only a 2-D grey array would swap). Each pixel is written once per iteration, so its final
     source follows the chain of copies through pixels written earlier; all chains are resolved
-    at once here instead of looping pixel by pixel.
+    at once here instead of looping pixel by pixel. Each visit draws one integer c in
+    0 .. (2d)^2 - 1: dy = c // 2d - d, dx = c % 2d - d.
     """
     d = int(max_delta)
     size = height * width
-    flat = np.arange(n * size)
+    index_type = np.int32 if n * size < 2**31 else np.int64
+    flat = np.arange(n * size, dtype=index_type)
     if height - 2 * d < 1 or width - 2 * d < 1:
-        return flat.reshape(n, height, width) % size
+        return flat.reshape(n, height, width)
     block = (slice(None), slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
     here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
     visited = np.zeros(n * size, bool)
     visited.reshape(n, height, width)[block] = True
+    code = np.arange(4 * d * d)
+    offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
+    code_type = np.uint8 if len(code) <= 256 else np.uint16
     total = flat
     for _ in range(iterations):
-        shift = rng.integers(-d, d, size=(*here.shape, 2))
-        offset = shift[..., 1] * width
-        offset += shift[..., 0]
+        offset = offsets[rng.integers(0, len(code), size=here.shape, dtype=code_type)]
         target = here + offset
         src = flat.copy()
         src.reshape(n, height, width)[block] = target
@@ -73,7 +76,7 @@ def glass_shuffle_index(
             more = cont[cur]
             active, cur = active[more], src[cur[more]]
         total = total[result]
-    return total.reshape(n, height, width) % size
+    return total.reshape(n, height, width)
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
@@ -81,8 +84,8 @@ def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.nd
     n, h, w, c = x_uint8.shape
     blurred = to_uint8(ops.gaussian_blur(to_float(x_uint8), params.sigma))
     index = glass_shuffle_index(rng, n, h, w, params.max_delta, params.iterations)
-    flat = blurred.reshape(n, h * w, c)
-    shuffled = np.take_along_axis(flat, index.reshape(n, h * w, 1), axis=1).reshape(n, h, w, c)
+    pixels = blurred.reshape(n * h * w, c).view(np.dtype((np.void, c)))  # one item per pixel
+    shuffled = np.take(pixels, index.ravel()).view(np.uint8).reshape(n, h, w, c)
     return ops.gaussian_blur(to_float(shuffled), params.sigma)
 
 
