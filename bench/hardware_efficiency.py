@@ -9,7 +9,7 @@ Measures, on ``--threads`` threads:
    ``--batch`` images) in the precision ``train.amp`` resolves to on ``--device``,
    channels_last as the train stage runs it; and an attack step (eval mode, forward + gradient
    with respect to the input, as one PGD iteration) at evaluation batch sizes 100 and 500, in
-   the default layout and in channels_last (robustlab.training.layout).
+   the default layout and in channels_last (as stages.common.load_eval_model).
 
 FLOPs count 2 per multiply-accumulate (robustlab.models.count_macs): a training step is 3x the
 forward's (forward, input gradients, weight gradients), an attack step 2x. Medians of

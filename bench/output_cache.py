@@ -25,16 +25,11 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.pipeline_helpers import REPO, copy_repo, merged_config, run  # noqa: E402
+from workflow.labconfig import resolve  # noqa: E402
 
 
 def model_targets(config: dict) -> list[str]:
-    grid = config["grid"]
-    return [
-        f"models/{d}/{a}/{t}/model.safetensors"
-        for d in grid["datasets"]
-        for a in grid["architectures"]
-        for t in grid["techniques"]
-    ]
+    return [f"models/{run}/model.safetensors" for run in resolve(config).runs]
 
 
 def timed(cmd: list[str], cwd: Path, cache: Path) -> float:

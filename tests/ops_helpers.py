@@ -15,6 +15,7 @@ import pandas as pd
 import yaml
 
 from tests.pipeline_helpers import REPO, copy_repo, env, git_init, merged_config
+from workflow.labconfig import resolve
 
 # The grid of the drills, DVC, SLURM and executor-agreement tests: the smoke preset cut to one
 # architecture, its three techniques, two attacks, one corruption and one perturbation on 300
@@ -62,13 +63,7 @@ def tiny_config(techniques: list[str] | None = None) -> dict:
 
 def tiny_runs() -> list[str]:
     """The runs of the TINY grid, ``dataset/arch/technique``."""
-    grid = TINY["grid"]
-    return [
-        f"{d}/{a}/{t}"
-        for d in grid["datasets"]
-        for a in grid["architectures"]
-        for t in grid["techniques"]
-    ]
+    return resolve(tiny_config()).runs
 
 
 def _merge(base: dict, override: dict) -> dict:

@@ -19,6 +19,7 @@ from robustlab.models.complexity import count_macs, count_params, model_size
 from robustlab.models.densenet import densenet121
 from robustlab.models.layers import Classifier, Normalize
 from robustlab.models.mobilenet import mobilenet_v2, mobilenet_v3
+from robustlab.models.pointwise import guard_strided_pointwise
 from robustlab.models.regnet import regnetx
 from robustlab.models.repvgg import reparameterize, repvgg
 from robustlab.models.resnet import preact_resnet18, wide_resnet
@@ -144,6 +145,7 @@ def build_model(
         net = arch.constructor(num_classes, in_channels, size, **overrides)
     except TypeError as err:
         raise TypeError(f"architecture {name!r}: bad option in {overrides}: {err}") from None
+    guard_strided_pointwise(net)  # a CPU kernel crash (robustlab.models.pointwise)
     normalize = Normalize(mean or [0.5] * in_channels, std or [0.5] * in_channels)
     return Classifier(net, normalize, arch.family, input_resolution)
 

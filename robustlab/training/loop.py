@@ -27,7 +27,6 @@ from robustlab.training.checkpoint import checkpoint_state, load_checkpoint, sav
 from robustlab.training.config import TrainConfig
 from robustlab.training.ema import EMA
 from robustlab.training.fingerprint import fingerprint
-from robustlab.training.layout import memory_format
 from robustlab.training.modes import eval_mode, set_train_mode
 from robustlab.training.optim import build_optimizer, learning_rate
 from robustlab.training.precision import resolve_amp
@@ -43,6 +42,10 @@ Data = tuple[torch.Tensor, torch.Tensor]
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator behind epoch ``epoch``'s shuffle, mixing and attack noise."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def memory_format(config: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if config.channels_last else torch.preserve_format
 
 
 def num_classes_of(model: nn.Module, x: torch.Tensor) -> int:
@@ -75,7 +78,7 @@ def train_epoch(
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     use_amp = resolve_amp(config.amp, device) == "bf16"
-    fmt = memory_format(config, model, device)
+    fmt = memory_format(config)
     order = torch.randperm(n, generator=generator)
     set_train_mode(model, freeze_bn_stats)
     loss_sum, clean_correct, adv_correct, seen = 0.0, 0, 0, 0
@@ -185,7 +188,7 @@ def fit(
     """
     strategy = strategy or TrainingStrategy()
     device = device or torch.device("cpu")
-    model.to(device=device, memory_format=memory_format(config, model, device))
+    model.to(device=device, memory_format=memory_format(config))
     ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
     meta = {
         "config": config,

@@ -33,8 +33,7 @@ from robustlab.training.clat.criticality import (
 from robustlab.training.clat.layers import Layer, forward_order_layers
 from robustlab.training.clat.objective import ClatObjective, calibrate_lambda
 from robustlab.training.config import TrainConfig
-from robustlab.training.layout import memory_format
-from robustlab.training.loop import Data, fit
+from robustlab.training.loop import Data, fit, memory_format
 from robustlab.training.strategy import TrainingStrategy
 from robustlab.training.techniques import Technique
 
@@ -242,7 +241,7 @@ def fit_clat(
     """
     config = replace(config, epochs=clat.epochs, lr=clat.lr, warmup_epochs=clat.warmup_epochs)
     device = device or torch.device("cpu")
-    fmt = memory_format(config, model, device)
+    fmt = memory_format(config)
     model.to(device=device, memory_format=fmt)
     strategy = ClatStrategy(model, train, val, clat, seed, epoch_offset, device, fmt)
     history = fit(
