@@ -101,9 +101,14 @@ def main(argv: list[str] | None = None) -> None:
     model = build_from_spec(spec)
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
+    # The snapshot waits beside the checkpoint under a name that is no output of the job:
+    # Snakemake deletes a killed job's outputs before its rerun, and a rerun that resumes from
+    # a checkpoint after the snapshot epoch would not write the snapshot again.
+    pending = args.out_dir / "checkpoint_snapshot.safetensors"
+
     def snapshot(epoch: int, weights: torch.nn.Module) -> None:
         if epoch in args.snapshot_epoch:
-            save_weights(weights, snapshot_path(args.out_dir))
+            save_weights(weights, pending)
 
     history = fit(
         model,
@@ -142,6 +147,13 @@ def main(argv: list[str] | None = None) -> None:
         card.update(variant=args.variant)
     write_json(card, args.out_dir / "card.json")
     save_weights(model, args.out_dir / "model.safetensors")
+    if args.snapshot_epoch:
+        if not pending.exists():
+            raise SystemExit(
+                f"stages.train: {pending} is missing: the snapshot of epoch "
+                f"{args.snapshot_epoch[0]} was lost; delete {args.out_dir} and train again"
+            )
+        pending.replace(snapshot_path(args.out_dir))
     (args.out_dir / "checkpoint.safetensors").unlink(missing_ok=True)
     last = history[-1]
     print(

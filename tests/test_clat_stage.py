@@ -180,3 +180,47 @@ def test_clat_starts_from_the_snapshot_or_the_final_weights(runs):
             init_weights_path(base, 1, 2, [1])
     finally:
         (base / "moved.safetensors").rename(snapshot)
+
+
+class _Killed(Exception):
+    """Stands for a SIGKILL of the training job."""
+
+
+def test_a_training_killed_after_its_snapshot_epoch_still_writes_the_snapshot(
+    runs, tmp_path, monkeypatch
+):
+    # the fixture's pgd_at training (snapshot after epoch 1 of 2), killed right after the
+    # checkpoint of epoch 1, its outputs deleted as Snakemake does, then rerun: it resumes at
+    # epoch 2 and must still write the snapshot of epoch 1, equal to the uninterrupted run's
+    import stages.train
+    from robustlab.training import loop
+
+    out = tmp_path / "pgd_at"
+    argv = [*map(str, runs["common"]), "--out-dir", str(out), "--no-progress"]
+    argv += ["--arch-config", json.dumps({"width": 4, "hidden": 8}), "--technique", "pgd_at"]
+    argv += ["--technique-config", json.dumps({"eps": 0.1, "steps": 2})]
+    argv += ["--train-config", json.dumps(TRAIN_CONFIG), "--snapshot-epoch", "1"]
+    save = loop.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise _Killed
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    with pytest.raises(_Killed):
+        stages.train.main(argv)
+    assert (out / "checkpoint.safetensors").exists()
+    for name in ("pretrain_snapshot.safetensors", "model.safetensors", "card.json"):
+        (out / name).unlink(missing_ok=True)  # what Snakemake removes before the rerun
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    stages.train.main(argv)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "card.json",
+        "history.parquet",
+        "model.safetensors",
+        "pretrain_snapshot.safetensors",
+    ]
+    for name in ("pretrain_snapshot.safetensors", "model.safetensors"):
+        got, expected = load_file(str(out / name)), load_file(str(runs["base"] / name))
+        assert got.keys() == expected.keys()
+        assert all(torch.equal(got[k], expected[k]) for k in got), name

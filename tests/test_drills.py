@@ -23,6 +23,7 @@ import pytest
 import torch
 import yaml
 
+from tests import background
 from tests.ops_helpers import (
     Reference,
     assert_same_tables,
@@ -56,12 +57,11 @@ def _running(proc, module: str) -> bool:
     return any(f"-m stages.{module} " in c for c in group_commands(proc.pid))
 
 
-@pytest.fixture(scope="module")
-def drilled(reference, tmp_path_factory) -> dict:
+@background.build("drilled", after=["tiny_reference"])
+def _drill(base: Path, tiny_reference: Reference) -> dict:
     """A copy of the reference run without one model, killed while training, then while
     attacking, then rerun."""
-    base = tmp_path_factory.mktemp("drill")
-    repo = copy_run(reference, base / "repo")
+    repo = copy_run(tiny_reference.repo, base / "repo")
     shutil.rmtree(repo / "models" / RETRAINED)  # its training (and all after it) must run again
     (repo / "results/metrics.parquet").unlink()
     facts: dict = {"repo": repo}
@@ -89,6 +89,12 @@ def drilled(reference, tmp_path_factory) -> dict:
 
     facts["rerun"] = run(["dvc", "repro"], repo)
     return facts
+
+
+@pytest.fixture(scope="module")
+def drilled() -> dict:
+    """The drilled copy of the reference run (``_drill``) and what was seen on the way."""
+    return background.result("drilled")
 
 
 def test_runs_killed_during_training_and_attacks_end_as_an_uninterrupted_run(drilled, reference):

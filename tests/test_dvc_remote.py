@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import background
 from tests.ops_helpers import Reference, clone, run, tiny_runs
 
 pytestmark = pytest.mark.e2e
@@ -52,18 +53,23 @@ def _output(proc) -> str:
     return proc.stdout + proc.stderr
 
 
-@pytest.fixture(scope="module")
-def workspace(reference, cache_env, tmp_path_factory) -> dict:
-    """A clone of the reference with its outputs pulled, then an evaluation-only experiment."""
-    repo = clone(reference, tmp_path_factory.mktemp("experiments") / "repo")
+@background.build("workspace", after=["tiny_reference"])
+def _workspace(folder: Path, tiny_reference: Reference) -> dict:
+    repo = clone(tiny_reference.repo, folder / "repo")
     run(["dvc", "pull"], repo)
     models = _files(repo, "models")
     experiment = run(
         ["dvc", "exp", "run", "-n", EXPERIMENT, "-S", "attacks.pgd_linf.steps=5"],
         repo,
-        extra_env=cache_env,
+        extra_env={"ROBUSTLAB_OUTPUT_CACHE": str(tiny_reference.output_cache)},
     )
     return {"repo": repo, "models_before": models, "log": _output(experiment)}
+
+
+@pytest.fixture(scope="module")
+def workspace() -> dict:
+    """A clone of the reference with its outputs pulled, then an evaluation-only experiment."""
+    return background.result("workspace")
 
 
 def _dry_run(repo: Path) -> str:
@@ -75,17 +81,36 @@ def _planned_outputs(dry_run: str) -> set[str]:
     return set(re.findall(r"output: (.+)", dry_run))
 
 
-def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(reference, tmp_path):
-    repo = clone(reference, tmp_path / "clone")
-    run(["dvc", "pull"], repo)
-    assert "up to date" in run(["dvc", "status"], repo).stdout
-    assert "Nothing to be done" in _dry_run(repo)
+PGD = "adversarial/pgd_linf.parquet"
 
+
+@background.build("changed_clone", after=["tiny_reference"])
+def _changed_clone(folder: Path, tiny_reference: Reference) -> dict:
+    """A fresh clone that pulls, then reruns after a change of PGD-AT's steps."""
+    repo = clone(tiny_reference.repo, folder / "clone")
+    run(["dvc", "pull"], repo)
+    seen = {"status": run(["dvc", "status"], repo).stdout, "dry_run": _dry_run(repo)}
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["techniques"]["pgd_at"]["steps"] += 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    planned = _planned_outputs(_dry_run(repo))
-    outputs = {p.strip() for line in planned for p in line.split(",")}
+    seen["planned"] = _planned_outputs(_dry_run(repo))
+    seen["before"] = {r: (repo / "results" / r / PGD).read_bytes() for r in RUNS}
+    run(["dvc", "repro"], repo)
+    seen["after"] = {r: (repo / "results" / r / PGD).read_bytes() for r in RUNS}
+    seen["dry_run_after"] = _dry_run(repo)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def changed_clone() -> dict:
+    return background.result("changed_clone")
+
+
+def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(changed_clone):
+    assert "up to date" in changed_clone["status"]
+    assert "Nothing to be done" in changed_clone["dry_run"]
+
+    outputs = {p.strip() for line in changed_clone["planned"] for p in line.split(",")}
     per_run = {o for o in outputs if o.startswith(("models/", "results/fashion_mnist"))}
     assert per_run, "the change planned no job"
     # pgd_at's runs and the CLAT runs that start from them rerun; so does every target's
@@ -97,13 +122,10 @@ def test_fresh_clone_pulls_and_reruns_only_the_changed_technique(reference, tmp_
     assert {"results/metrics.parquet", "reports/index.html"} <= outputs
     assert not any(o.startswith("data/") for o in outputs)
 
-    pgd = "adversarial/pgd_linf.parquet"
-    before = {r: (repo / "results" / r / pgd).read_bytes() for r in RUNS}
-    run(["dvc", "repro"], repo)
     for r in RUNS:
-        after = (repo / "results" / r / pgd).read_bytes()
-        assert (after == before[r]) == (r not in changed), r
-    assert "Nothing to be done" in _dry_run(repo)
+        same = changed_clone["after"][r] == changed_clone["before"][r]
+        assert same == (r not in changed), r
+    assert "Nothing to be done" in changed_clone["dry_run_after"]
 
 
 def _find_experiment(node, name: str):

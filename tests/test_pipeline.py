@@ -18,6 +18,7 @@ import pytest
 
 from robustlab.metrics.natural import CORRUPTION_SETS
 from robustlab.metrics.table import METRICS_COLUMNS
+from tests import background
 from tests.ops_helpers import make_repo, smoke_config, tiny_config, tiny_runs
 from tests.pipeline_helpers import REPO, run
 
@@ -39,12 +40,17 @@ def dvc_run(smoke_reference) -> dict[str, Path]:
     return {"repo": smoke_reference.repo}
 
 
-@pytest.fixture(scope="module")
-def snakemake_run(tmp_path_factory) -> Path:
-    """An independent run of the TINY grid through Snakemake alone (no DVC, no output cache)."""
-    repo = make_repo(tmp_path_factory.mktemp("smk") / "repo", tiny_config(), git=False)
+@background.build("snakemake_run")
+def _snakemake_run(folder: Path) -> Path:
+    repo = make_repo(folder / "repo", tiny_config(), git=False)
     run(["snakemake", "--cores", "2"], repo)
     return repo
+
+
+@pytest.fixture(scope="module")
+def snakemake_run() -> Path:
+    """An independent run of the TINY grid through Snakemake alone (no DVC, no output cache)."""
+    return background.result("snakemake_run")
 
 
 def test_metrics_table_honours_the_contract(dvc_run):

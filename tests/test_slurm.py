@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import background
 from tests.ops_helpers import (
     Reference,
     assert_same_tables,
@@ -89,36 +90,35 @@ def test_slurm_profile_bundles_tiny_jobs_into_groups(dry_run):
     assert "Group job train" not in dry_run  # each training job is its own GPU job
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """A single-node SLURM cluster for this module; stopped by pid afterwards."""
+@background.build("slurm_cluster")
+def _start_cluster(state: Path) -> dict | background.Skipped:
+    """A single-node SLURM cluster for the session, stopped when it ends."""
     if os.environ.get("ROBUSTLAB_SKIP_SLURM"):
-        pytest.skip("ROBUSTLAB_SKIP_SLURM is set")
+        return background.Skipped("ROBUSTLAB_SKIP_SLURM is set")
     if os.geteuid() != 0:
-        pytest.skip("a SLURM test cluster needs root (slurmd runs jobs as their submitter)")
-    state = tmp_path_factory.mktemp("slurm-cluster")
+        return background.Skipped(
+            "a SLURM test cluster needs root (slurmd runs jobs as their submitter)"
+        )
     started = subprocess.run(
         [str(SCRIPT), "start", str(state), str(3 * (os.cpu_count() or 1))],
         capture_output=True,
         text=True,
         timeout=900,
     )
+    stop = [str(SCRIPT), "stop", str(state)]
     if started.returncode != 0:
-        subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, timeout=120)
+        subprocess.run(stop, capture_output=True, timeout=120)
         reason = started.stderr.strip().splitlines()[-1] if started.stderr.strip() else "?"
-        pytest.skip(f"could not start a SLURM test cluster: {reason}")
+        return background.Skipped(f"could not start a SLURM test cluster: {reason}")
+    background.at_finish(lambda: subprocess.run(stop, capture_output=True, timeout=120))
     pids = {name: int((state / f"{name}.pid").read_text()) for name in DAEMONS}
-    yield {"state": state, "pids": pids, "conf": state / "slurm.conf"}
-    subprocess.run([str(SCRIPT), "stop", str(state)], capture_output=True, timeout=120)
+    return {"state": state, "pids": pids, "conf": state / "slurm.conf"}
 
 
-@pytest.fixture(scope="module")
-def reference(tiny_reference: Reference) -> Path:
-    return tiny_reference.repo
-
-
-def test_the_tiny_grid_on_slurm_gives_the_local_tables(cluster, reference, tmp_path):
-    repo = copy_run(reference, tmp_path / "repo")
+@background.build("slurm_rerun", after=["slurm_cluster", "tiny_reference"])
+def _rerun_on_slurm(folder: Path, cluster: dict, tiny_reference: Reference) -> dict:
+    """A copy of the reference run that lost one model and its inputs, rerun on the cluster."""
+    repo = copy_run(tiny_reference.repo, folder / "repo")
     # Snakemake rebuilds a missing file only for a job that must run: the results table goes
     # too, so the aggregation reruns and with it the training of the lost model (a `train` job)
     # and that model's evaluation, which needs the lost system-noise table (a data group job)
@@ -131,7 +131,26 @@ def test_the_tiny_grid_on_slurm_gives_the_local_tables(cluster, reference, tmp_p
         timeout=1800,
         extra_env={"SMK_PROFILE": "profiles/slurm-local", "SLURM_CONF": str(cluster["conf"])},
     )
-    log = proc.stdout + proc.stderr
+    return {"repo": repo, "log": proc.stdout + proc.stderr}
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster() -> dict:
+    return background.result("slurm_cluster")
+
+
+@pytest.fixture(scope="module")
+def slurm_rerun() -> dict:
+    return background.result("slurm_rerun")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_reference: Reference) -> Path:
+    return tiny_reference.repo
+
+
+def test_the_tiny_grid_on_slurm_gives_the_local_tables(slurm_rerun, reference):
+    repo, log = slurm_rerun["repo"], slurm_rerun["log"]
     assert "has been submitted with SLURM jobid" in log
     submitted = {p.name for p in (repo / "logs/slurm").iterdir()}
     assert "rule_train" in submitted and any(s.startswith("group_data") for s in submitted)
@@ -139,7 +158,11 @@ def test_the_tiny_grid_on_slurm_gives_the_local_tables(cluster, reference, tmp_p
     assert "up to date" in run(["dvc", "status"], repo).stdout
 
 
-def test_stopping_the_cluster_ends_exactly_its_daemons(cluster):
+def test_stopping_the_cluster_ends_exactly_its_daemons(slurm_cluster):
+    cluster = slurm_cluster
+    rerun = background.started().get("slurm_rerun")
+    if rerun is not None:
+        rerun.exception()  # wait: the rerun uses this cluster
     for pid in cluster["pids"].values():
         os.kill(pid, 0)  # running until now
     subprocess.run([str(SCRIPT), "stop", str(cluster["state"])], check=True, timeout=120)
