@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from robustlab.registry import Registry
@@ -81,6 +82,15 @@ def channel_min(x: np.ndarray) -> np.ndarray:
         if x.shape[-1] == 1
         else np.minimum(np.minimum(x[..., :1], x[..., 1:2]), x[..., 2:])
     )
+
+
+def spread(x: np.ndarray) -> np.ndarray:
+    """Repeat the last axis (size 1) of a uint8 or float32 array three times.
+
+    OpenCV's grey-to-RGB copy: NumPy's broadcasting over a last axis of 3 is slow.
+    """
+    flat = np.ascontiguousarray(x).reshape(-1, x.shape[-2])
+    return cv2.cvtColor(flat, cv2.COLOR_GRAY2RGB).reshape(*x.shape[:-1], 3)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:

@@ -6,10 +6,19 @@ Grey images are treated as RGB images with three equal channels; where the resul
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import channel_max, corruptions, luma, to_float, to_uint8
+from robustlab.noise.natural._base import (
+    channel_max,
+    corruptions,
+    luma,
+    spread,
+    to_float,
+    to_uint8,
+)
 from robustlab.noise.natural.tables import FROST_SCALE, Snow, param_for, resolution_class
 from robustlab.noise.natural.textures import frost_bank, next_power_of_two, plasma_fractal
 
@@ -107,13 +116,27 @@ def brightness(images: np.ndarray, severity: int, rng: np.random.Generator) -> n
     """Add c to the HSV value (clipped to 1), keeping hue and saturation; grey: x + c.
 
     HSV -> RGB is linear in V at fixed hue and saturation, so RGB is scaled by V' / V; black
-    (V = 0, saturation 0) becomes grey V'.
+    (V = 0, saturation 0) becomes grey V'. An output value depends on its input value and the
+    pixel's V alone: it is read from a 256 x 256 table (V, value) computed in float32.
     """
     c = param_for("brightness", images, severity)
-    x = to_float(images)
-    v = channel_max(x)
+    table = brightness_table(float(c))
+    v = channel_max(images)
+    index = (spread(v) if images.shape[-1] == 3 else v).astype(np.uint16)
+    index <<= 8
+    index |= images
+    return table.take(index)
+
+
+@lru_cache(maxsize=16)
+def brightness_table(c: float) -> np.ndarray:
+    """Brightness output of value k in a pixel of HSV value V, at index 256 V + k (read-only)."""
+    levels = to_float(np.arange(256, dtype=np.uint8))
+    v, x = levels[:, None], levels[None, :]
     v_new = np.minimum(v + np.float32(c), np.float32(1))
     ratio = v_new / np.maximum(v, np.float32(1e-12))
     out = x * ratio  # black pixels: 0 * ratio = 0, then + v_new below
     out += (v == 0) * v_new
-    return to_uint8(out)
+    table = to_uint8(out).ravel()
+    table.setflags(write=False)
+    return table
