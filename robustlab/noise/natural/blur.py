@@ -46,28 +46,44 @@ def glass_shuffle_index(
     d = int(max_delta)
     size = height * width
     index_type = np.int32 if n * size < 2**31 else np.int64
-    flat = np.arange(n * size, dtype=index_type)
     if height - 2 * d < 1 or width - 2 * d < 1:
-        return flat.reshape(n, height, width)
-    block = (slice(None), slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
-    here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
-    visited = np.zeros(n * size, bool)
-    visited.reshape(n, height, width)[block] = True
+        return np.arange(n * size, dtype=index_type).reshape(n, height, width)
+    inner = (height - 2 * d, width - 2 * d)
     code = np.arange(4 * d * d)
-    offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
     code_type = np.uint8 if len(code) <= 256 else np.uint16
+    # all draws first, in the reference's order (iteration by iteration, each over the batch)
+    codes = [
+        rng.integers(0, len(code), size=(n, *inner), dtype=code_type) for _ in range(iterations)
+    ]
+    offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
+    out = np.empty((n, height, width), index_type)
+    for i in range(n):  # image by image: the index arrays stay in cache
+        local = _shuffle_one(height, width, d, [offsets[c[i]] for c in codes], index_type)
+        out[i] = local + index_type(i * size)
+    return out
+
+
+def _shuffle_one(
+    height: int, width: int, d: int, offsets: list[np.ndarray], index_type: type
+) -> np.ndarray:
+    """:func:`glass_shuffle_index` of one image, given each iteration's offsets (inner block)."""
+    size = height * width
+    flat = np.arange(size, dtype=index_type)
+    block = (slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
+    here = flat.reshape(height, width)[block].copy()  # the visited pixels
+    visited = np.zeros(size, bool)
+    visited.reshape(height, width)[block] = True
     total = flat
-    for _ in range(iterations):
-        offset = offsets[rng.integers(0, len(code), size=here.shape, dtype=code_type)]
+    for offset in offsets:
         target = here + offset
         src = flat.copy()
-        src.reshape(n, height, width)[block] = target
+        src.reshape(height, width)[block] = target
         # the copy continues through its source if the loop wrote that earlier: the source is
         # visited and later in raster order (offset > 0, the loop runs backwards)
         later = offset > 0
         later &= visited[target]
-        cont = np.zeros(n * size, bool)
-        cont.reshape(n, height, width)[block] = later
+        cont = np.zeros(size, bool)
+        cont.reshape(height, width)[block] = later
         result = src.copy()
         active = np.flatnonzero(cont)
         cur = src[active]
@@ -76,7 +92,7 @@ def glass_shuffle_index(
             more = cont[cur]
             active, cur = active[more], src[cur[more]]
         total = total[result]
-    return total.reshape(n, height, width)
+    return total.reshape(height, width)
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:

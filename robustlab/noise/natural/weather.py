@@ -43,17 +43,25 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
 
 def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
     """Blend images (uint8) towards their brightened grey, add the layer and its 180-degree turn."""
-    x = to_float(images)
-    bright = luma(x) if x.shape[-1] == 3 else x.copy()
-    bright *= np.float32(1.5)
-    bright += np.float32(0.5)
-    out = np.maximum(x, bright)
-    out *= np.float32(1 - p.blend)
-    x *= np.float32(p.blend)
-    out += x
-    flakes = layer + layer[:, ::-1, ::-1]
-    out += flakes[..., None]
-    return to_uint8(out)
+    result = np.empty_like(images)
+    for i, image in enumerate(images):  # image by image: the float temporaries stay in cache
+        x = to_float(image)
+        bright = luma(x) if x.shape[-1] == 3 else x.copy()
+        bright *= np.float32(1.5)
+        bright += np.float32(0.5)
+        out = np.maximum(x, _like(bright, x.shape[-1]))
+        out *= np.float32(1 - p.blend)
+        x *= np.float32(p.blend)
+        out += x
+        flakes = layer[i] + layer[i, ::-1, ::-1]
+        out += _like(flakes[..., None], x.shape[-1])
+        result[i] = to_uint8(out)
+    return result
+
+
+def _like(plane: np.ndarray, channels: int) -> np.ndarray:
+    """An H x W x 1 float32 plane repeated to ``channels`` channels (1 or 3)."""
+    return plane if channels == 1 else spread(plane)
 
 
 @corruptions.register("snow")
@@ -95,11 +103,16 @@ def fog_on(images: np.ndarray, plasma: np.ndarray, strength: float) -> np.ndarra
     float32, in place (the reference's float64 differs by float error only, within one grey
     level after truncation).
     """
-    x = to_float(images)
-    top = x.max(axis=(1, 2, 3), keepdims=True)
-    x += np.float32(strength) * plasma[..., None]
-    x *= top / (top + np.float32(strength))
-    return to_uint8(x)
+    out = np.empty_like(images)
+    for i, image in enumerate(images):  # image by image: the float temporaries stay in cache
+        x = to_float(image)
+        top = x.max(keepdims=True)
+        layer = plasma[i, :, :, None] if image.shape[-1] == 1 else spread(plasma[i, :, :, None])
+        layer *= np.float32(strength)
+        x += layer
+        x *= top / (top + np.float32(strength))
+        out[i] = to_uint8(x)
+    return out
 
 
 @corruptions.register("fog")
