@@ -57,33 +57,35 @@ def glass_shuffle_index(
     ]
     offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
     out = np.empty((n, height, width), index_type)
-    for i in range(n):  # image by image: the index arrays stay in cache
-        local = _shuffle_one(height, width, d, [offsets[c[i]] for c in codes], index_type)
-        out[i] = local + index_type(i * size)
+    per = max(1, (1 << 16) // size)  # images per group: the index arrays stay in cache
+    for a in range(0, n, per):
+        group = [offsets[c[a : a + per]] for c in codes]
+        local = _shuffle_group(len(group[0]), height, width, d, group, index_type)
+        out[a : a + per] = local + index_type(a * size)
     return out
 
 
-def _shuffle_one(
-    height: int, width: int, d: int, offsets: list[np.ndarray], index_type: type
+def _shuffle_group(
+    n: int, height: int, width: int, d: int, offsets: list[np.ndarray], index_type: type
 ) -> np.ndarray:
-    """:func:`glass_shuffle_index` of one image, given each iteration's offsets (inner block)."""
+    """:func:`glass_shuffle_index` of n images, given each iteration's offsets (inner block)."""
     size = height * width
-    flat = np.arange(size, dtype=index_type)
-    block = (slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
-    here = flat.reshape(height, width)[block].copy()  # the visited pixels
-    visited = np.zeros(size, bool)
-    visited.reshape(height, width)[block] = True
+    flat = np.arange(n * size, dtype=index_type)
+    block = (slice(None), slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
+    here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
+    visited = np.zeros(n * size, bool)
+    visited.reshape(n, height, width)[block] = True
     total = flat
     for offset in offsets:
         target = here + offset
         src = flat.copy()
-        src.reshape(height, width)[block] = target
+        src.reshape(n, height, width)[block] = target
         # the copy continues through its source if the loop wrote that earlier: the source is
         # visited and later in raster order (offset > 0, the loop runs backwards)
         later = offset > 0
         later &= visited[target]
-        cont = np.zeros(size, bool)
-        cont.reshape(height, width)[block] = later
+        cont = np.zeros(n * size, bool)
+        cont.reshape(n, height, width)[block] = later
         result = src.copy()
         active = np.flatnonzero(cont)
         cur = src[active]
@@ -92,7 +94,7 @@ def _shuffle_one(
             more = cont[cur]
             active, cur = active[more], src[cur[more]]
         total = total[result]
-    return total.reshape(height, width)
+    return total.reshape(n, height, width)
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:

@@ -15,6 +15,7 @@ from robustlab.noise.natural._base import (
     channel_max,
     channel_min,
     corruptions,
+    groups,
     like_input,
     spread,
     to_float,
@@ -151,10 +152,10 @@ def saturate(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.
     """Saturate: scale and shift the HSV saturation (grey images: the luma of the result)."""
     scale, shift = param_for("saturate", images, severity)
     out = np.empty_like(images)
-    for i in range(len(images)):  # image by image: the float temporaries stay in cache
+    for i in groups(images):  # group by group: the float temporaries stay in cache
         if images.shape[-1] == 3:
             out[i] = saturate_rgb(images[i], scale, shift)
         else:
-            one = saturate_float(as_rgb(to_float(images[i : i + 1])), scale, shift)
-            out[i] = to_uint8(like_input(one, 1))[0]
+            one = saturate_float(as_rgb(to_float(images[i])), scale, shift)
+            out[i] = to_uint8(like_input(one, 1))
     return out

@@ -14,6 +14,7 @@ from robustlab.noise.natural import ops
 from robustlab.noise.natural._base import (
     channel_max,
     corruptions,
+    groups,
     luma,
     spread,
     to_float,
@@ -44,8 +45,8 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
 def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
     """Blend images (uint8) towards their brightened grey, add the layer and its 180-degree turn."""
     result = np.empty_like(images)
-    for i, image in enumerate(images):  # image by image: the float temporaries stay in cache
-        x = to_float(image)
+    for i in groups(images):  # group by group: the float temporaries stay in cache
+        x = to_float(images[i])
         bright = luma(x) if x.shape[-1] == 3 else x.copy()
         bright *= np.float32(1.5)
         bright += np.float32(0.5)
@@ -53,7 +54,7 @@ def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
         out *= np.float32(1 - p.blend)
         x *= np.float32(p.blend)
         out += x
-        flakes = layer[i] + layer[i, ::-1, ::-1]
+        flakes = layer[i] + layer[i][:, ::-1, ::-1]
         out += _like(flakes[..., None], x.shape[-1])
         result[i] = to_uint8(out)
     return result
@@ -104,10 +105,10 @@ def fog_on(images: np.ndarray, plasma: np.ndarray, strength: float) -> np.ndarra
     level after truncation).
     """
     out = np.empty_like(images)
-    for i, image in enumerate(images):  # image by image: the float temporaries stay in cache
-        x = to_float(image)
-        top = x.max(keepdims=True)
-        layer = plasma[i, :, :, None] if image.shape[-1] == 1 else spread(plasma[i, :, :, None])
+    for i in groups(images):  # group by group: the float temporaries stay in cache
+        x = to_float(images[i])
+        top = x.max(axis=(1, 2, 3), keepdims=True)
+        layer = _like(plasma[i][..., None].copy(), x.shape[-1])
         layer *= np.float32(strength)
         x += layer
         x *= top / (top + np.float32(strength))
