@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from robustlab.registry import Registry
@@ -81,6 +82,26 @@ def channel_min(x: np.ndarray) -> np.ndarray:
         if x.shape[-1] == 1
         else np.minimum(np.minimum(x[..., :1], x[..., 1:2]), x[..., 2:])
     )
+
+
+#: Values per group when a corruption goes through a batch group by group, so that a group's
+#: float temporaries stay in cache (one image at 224 px, 14 at 32 px).
+GROUP_VALUES = 1 << 17
+
+
+def groups(images: np.ndarray) -> list[slice]:
+    """Slices of the batch in groups of about :data:`GROUP_VALUES` values (at least 1 image)."""
+    per = max(1, GROUP_VALUES // max(1, images[0].size if len(images) else 1))
+    return [slice(a, a + per) for a in range(0, len(images), per)]
+
+
+def spread(x: np.ndarray) -> np.ndarray:
+    """Repeat the last axis (size 1) of a uint8 or float32 array three times.
+
+    OpenCV's grey-to-RGB copy: NumPy's broadcasting over a last axis of 3 is slow.
+    """
+    flat = np.ascontiguousarray(x).reshape(-1, x.shape[-2])
+    return cv2.cvtColor(flat, cv2.COLOR_GRAY2RGB).reshape(*x.shape[:-1], 3)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:

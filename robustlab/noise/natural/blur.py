@@ -46,19 +46,37 @@ def glass_shuffle_index(
     d = int(max_delta)
     size = height * width
     index_type = np.int32 if n * size < 2**31 else np.int64
-    flat = np.arange(n * size, dtype=index_type)
     if height - 2 * d < 1 or width - 2 * d < 1:
-        return flat.reshape(n, height, width)
+        return np.arange(n * size, dtype=index_type).reshape(n, height, width)
+    inner = (height - 2 * d, width - 2 * d)
+    code = np.arange(4 * d * d)
+    code_type = np.uint8 if len(code) <= 256 else np.uint16
+    # all draws first, in the reference's order (iteration by iteration, each over the batch)
+    codes = [
+        rng.integers(0, len(code), size=(n, *inner), dtype=code_type) for _ in range(iterations)
+    ]
+    offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
+    out = np.empty((n, height, width), index_type)
+    per = max(1, (1 << 16) // size)  # images per group: the index arrays stay in cache
+    for a in range(0, n, per):
+        group = [offsets[c[a : a + per]] for c in codes]
+        local = _shuffle_group(len(group[0]), height, width, d, group, index_type)
+        out[a : a + per] = local + index_type(a * size)
+    return out
+
+
+def _shuffle_group(
+    n: int, height: int, width: int, d: int, offsets: list[np.ndarray], index_type: type
+) -> np.ndarray:
+    """:func:`glass_shuffle_index` of n images, given each iteration's offsets (inner block)."""
+    size = height * width
+    flat = np.arange(n * size, dtype=index_type)
     block = (slice(None), slice(d + 1, height - d + 1), slice(d + 1, width - d + 1))
     here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
     visited = np.zeros(n * size, bool)
     visited.reshape(n, height, width)[block] = True
-    code = np.arange(4 * d * d)
-    offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
-    code_type = np.uint8 if len(code) <= 256 else np.uint16
     total = flat
-    for _ in range(iterations):
-        offset = offsets[rng.integers(0, len(code), size=here.shape, dtype=code_type)]
+    for offset in offsets:
         target = here + offset
         src = flat.copy()
         src.reshape(n, height, width)[block] = target

@@ -6,7 +6,6 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image
 
 from robustlab.noise.natural import ops
@@ -16,14 +15,22 @@ from robustlab.noise.natural.tables import Elastic, param_for
 
 @corruptions.register("contrast")
 def contrast(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """(x - mean) * c + mean, the mean taken per image and channel over H and W (as ImageNet-C)."""
+    """(x - mean) * c + mean, the mean taken per image and channel over H and W (as ImageNet-C).
+
+    The map is affine per image and channel, so it runs as one 256-entry lookup table each
+    (OpenCV ``LUT``), each entry computed with the float32 arithmetic of the direct formula.
+    """
     c = param_for("contrast", images, severity)
     n, h, w, ch = images.shape
-    sums = torch.from_numpy(images).reshape(n, h * w, ch).sum(dim=1, dtype=torch.int64).numpy()
-    mean = (sums / (h * w * 255.0)).reshape(n, 1, 1, ch)  # exact integer sum, float64 mean
-    x = to_float(images) * np.float32(c)
-    x += (mean * (1 - c)).astype(np.float32)
-    return to_uint8(x)
+    # exact integer sums (float64 holds them exactly), float64 mean
+    sums = np.array([cv2.sumElems(image)[:ch] for image in images], np.float64)
+    mean = (sums / (h * w * 255.0)).reshape(n, 1, ch)
+    levels = to_float(np.arange(256, dtype=np.uint8)).reshape(1, 256, 1) * np.float32(c)
+    luts = to_uint8(levels + (mean * (1 - c)).astype(np.float32))  # n x 256 x ch
+    out = np.empty_like(images)
+    for i in range(n):
+        out[i] = cv2.LUT(images[i], luts[i].reshape(256, 1, ch)).reshape(h, w, ch)
+    return out
 
 
 def elastic_draws(

@@ -4,6 +4,8 @@ saturate. Grey images are treated as three equal channels and return the luma of
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import cv2
 import numpy as np
 
@@ -13,7 +15,9 @@ from robustlab.noise.natural._base import (
     channel_max,
     channel_min,
     corruptions,
+    groups,
     like_input,
+    spread,
     to_float,
     to_uint8,
 )
@@ -108,9 +112,50 @@ def saturate_float(x: np.ndarray, scale: float, shift: float) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=16)
+def saturate_tables(scale: float, shift: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`saturate_float`'s factor s' / s per (V, min) at index 256 V + min (float32), and
+    its grey pixels' second and third channel per V (uint8); read-only."""
+    levels = to_float(np.arange(256, dtype=np.uint8))
+    v, low = levels[:, None], levels[None, :]
+    s = (v - low) / np.maximum(v, np.float32(1e-12))
+    s_new = np.clip(s * np.float32(scale) + np.float32(shift), 0, 1)
+    ratio = (s_new / np.maximum(s, np.float32(1e-12))).ravel()
+    grey = to_uint8(levels * (1 - np.clip(np.float32(shift), 0, 1)))
+    for table in (ratio, grey):
+        table.setflags(write=False)
+    return ratio, grey
+
+
+def saturate_rgb(image: np.ndarray, scale: float, shift: float) -> np.ndarray:
+    """:func:`saturate_float` of one uint8 H x W x 3 image, to uint8, with the same float32
+    arithmetic: the factor s' / s is read per pixel from a (V, min) table."""
+    ratio_table, grey_table = saturate_tables(float(scale), float(shift))
+    v8, low8 = channel_max(image), channel_min(image)
+    index = v8.astype(np.uint16)
+    index <<= 8
+    index |= low8
+    ratio = spread(ratio_table.take(index))
+    v = to_float(spread(v8))
+    out = v - to_float(image)
+    out *= ratio
+    np.subtract(v, out, out=out)
+    result = to_uint8(out)
+    grey = v8[..., 0] == low8[..., 0]  # hue 0 (red): (v, v (1 - s'), v (1 - s'))
+    if grey.any():
+        result[grey, 1:] = grey_table.take(v8[grey])
+    return result
+
+
 @corruptions.register("saturate")
 def saturate(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Saturate: scale and shift the HSV saturation (grey images: the luma of the result)."""
     scale, shift = param_for("saturate", images, severity)
-    out = saturate_float(as_rgb(to_float(images)), scale, shift)
-    return to_uint8(like_input(out, images.shape[-1]))
+    out = np.empty_like(images)
+    for i in groups(images):  # group by group: the float temporaries stay in cache
+        if images.shape[-1] == 3:
+            out[i] = saturate_rgb(images[i], scale, shift)
+        else:
+            one = saturate_float(as_rgb(to_float(images[i])), scale, shift)
+            out[i] = to_uint8(like_input(one, 1))
+    return out

@@ -6,10 +6,20 @@ Grey images are treated as RGB images with three equal channels; where the resul
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import channel_max, corruptions, luma, to_float, to_uint8
+from robustlab.noise.natural._base import (
+    channel_max,
+    corruptions,
+    groups,
+    luma,
+    spread,
+    to_float,
+    to_uint8,
+)
 from robustlab.noise.natural.tables import FROST_SCALE, Snow, param_for, resolution_class
 from robustlab.noise.natural.textures import frost_bank, next_power_of_two, plasma_fractal
 
@@ -34,17 +44,25 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
 
 def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
     """Blend images (uint8) towards their brightened grey, add the layer and its 180-degree turn."""
-    x = to_float(images)
-    bright = luma(x) if x.shape[-1] == 3 else x.copy()
-    bright *= np.float32(1.5)
-    bright += np.float32(0.5)
-    out = np.maximum(x, bright)
-    out *= np.float32(1 - p.blend)
-    x *= np.float32(p.blend)
-    out += x
-    flakes = layer + layer[:, ::-1, ::-1]
-    out += flakes[..., None]
-    return to_uint8(out)
+    result = np.empty_like(images)
+    for i in groups(images):  # group by group: the float temporaries stay in cache
+        x = to_float(images[i])
+        bright = luma(x) if x.shape[-1] == 3 else x.copy()
+        bright *= np.float32(1.5)
+        bright += np.float32(0.5)
+        out = np.maximum(x, _like(bright, x.shape[-1]))
+        out *= np.float32(1 - p.blend)
+        x *= np.float32(p.blend)
+        out += x
+        flakes = layer[i] + layer[i][:, ::-1, ::-1]
+        out += _like(flakes[..., None], x.shape[-1])
+        result[i] = to_uint8(out)
+    return result
+
+
+def _like(plane: np.ndarray, channels: int) -> np.ndarray:
+    """An H x W x 1 float32 plane repeated to ``channels`` channels (1 or 3)."""
+    return plane if channels == 1 else spread(plane)
 
 
 @corruptions.register("snow")
@@ -86,11 +104,16 @@ def fog_on(images: np.ndarray, plasma: np.ndarray, strength: float) -> np.ndarra
     float32, in place (the reference's float64 differs by float error only, within one grey
     level after truncation).
     """
-    x = to_float(images)
-    top = x.max(axis=(1, 2, 3), keepdims=True)
-    x += np.float32(strength) * plasma[..., None]
-    x *= top / (top + np.float32(strength))
-    return to_uint8(x)
+    out = np.empty_like(images)
+    for i in groups(images):  # group by group: the float temporaries stay in cache
+        x = to_float(images[i])
+        top = x.max(axis=(1, 2, 3), keepdims=True)
+        layer = _like(plasma[i][..., None].copy(), x.shape[-1])
+        layer *= np.float32(strength)
+        x += layer
+        x *= top / (top + np.float32(strength))
+        out[i] = to_uint8(x)
+    return out
 
 
 @corruptions.register("fog")
@@ -107,13 +130,27 @@ def brightness(images: np.ndarray, severity: int, rng: np.random.Generator) -> n
     """Add c to the HSV value (clipped to 1), keeping hue and saturation; grey: x + c.
 
     HSV -> RGB is linear in V at fixed hue and saturation, so RGB is scaled by V' / V; black
-    (V = 0, saturation 0) becomes grey V'.
+    (V = 0, saturation 0) becomes grey V'. An output value depends on its input value and the
+    pixel's V alone: it is read from a 256 x 256 table (V, value) computed in float32.
     """
     c = param_for("brightness", images, severity)
-    x = to_float(images)
-    v = channel_max(x)
+    table = brightness_table(float(c))
+    v = channel_max(images)
+    index = (spread(v) if images.shape[-1] == 3 else v).astype(np.uint16)
+    index <<= 8
+    index |= images
+    return table.take(index)
+
+
+@lru_cache(maxsize=16)
+def brightness_table(c: float) -> np.ndarray:
+    """Brightness output of value k in a pixel of HSV value V, at index 256 V + k (read-only)."""
+    levels = to_float(np.arange(256, dtype=np.uint8))
+    v, x = levels[:, None], levels[None, :]
     v_new = np.minimum(v + np.float32(c), np.float32(1))
     ratio = v_new / np.maximum(v, np.float32(1e-12))
     out = x * ratio  # black pixels: 0 * ratio = 0, then + v_new below
     out += (v == 0) * v_new
-    return to_uint8(out)
+    table = to_uint8(out).ravel()
+    table.setflags(write=False)
+    return table
