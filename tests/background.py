@@ -15,6 +15,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ _builds: dict[str, Build] = {}
 _started: dict[str, Future] = {}
 _lock = threading.RLock()
 _folders: Callable[[str], Path] | None = None
+_zero = time.monotonic()
+_times: dict[str, tuple[float, float]] = {}  # name: (start, end) seconds into the session
 
 
 def build(name: str, after: Iterable[str] = ()) -> Callable:
@@ -63,8 +66,8 @@ def names() -> set[str]:
 
 def use_folders(mktemp: Callable[[str], Path]) -> None:
     """Where runs get their temporary folders (the session's ``tmp_path_factory.mktemp``)."""
-    global _folders
-    _folders = mktemp
+    global _folders, _zero
+    _folders, _zero = mktemp, time.monotonic()
 
 
 def start(name: str) -> Future:
@@ -95,7 +98,11 @@ def _run(spec: Build, folder: Path | None, needed: list[Future], future: Future)
             return
         if folder is None:
             raise RuntimeError("tests/background.py: use_folders() was not called")
-        future.set_result(spec.make(folder, *values))
+        begun = time.monotonic() - _zero
+        try:
+            future.set_result(spec.make(folder, *values))
+        finally:
+            _times[spec.name] = (begun, time.monotonic() - _zero)
     except BaseException as error:  # re-raised in the test that asks for the run
         future.set_exception(error)
 
@@ -106,6 +113,14 @@ def result(name: str) -> Any:
     if isinstance(value, Skipped):
         pytest.skip(value.reason)
     return value
+
+
+def timeline() -> list[str]:
+    """One line per finished run: when it started and how long it took (session seconds)."""
+    return [
+        f"{name:<18} {begun:6.0f} s + {end - begun:4.0f} s"
+        for name, (begun, end) in sorted(_times.items(), key=lambda item: item[1])
+    ]
 
 
 def started() -> dict[str, Future]:

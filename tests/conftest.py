@@ -81,3 +81,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Wait for the end-to-end runs; stopped early (``-x``, Ctrl-C), kill them instead."""
     stopped = bool(session.shouldstop or session.shouldfail)
     background.finish(wait=not stopped and exitstatus != pytest.ExitCode.INTERRUPTED)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """When each end-to-end run started and how long it took (to find the slowest chain)."""
+    lines = background.timeline()
+    if lines:
+        terminalreporter.write_sep("-", "end-to-end runs (background): start + duration")
+        for line in lines:
+            terminalreporter.write_line(line)

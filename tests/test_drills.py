@@ -4,9 +4,10 @@ A copy of the session's finished reference run (``tiny_reference``, tests/confte
 PGD-AT model and its metrics table, so its next `dvc repro` retrains that model and reruns what
 depends on it (CLAT, the attacks, transfer, the report), not the whole grid. That run is killed
 with SIGKILL (its whole process group) while the model trains and again while an attack runs,
-then rerun: its tables must equal the reference's. The same copy then gets a truncated results
-table, which the next run must rebuild instead of reading, and two concurrent `make run`. A fresh
-clone checks that a failing job leaves no partial outputs and a log naming the cause.
+then rerun: its tables must equal the reference's. A copy of that copy then gets a truncated
+results table, which the next run must rebuild instead of reading, and a copy of the rebuilt one
+two concurrent `make run`. A fresh clone checks that a failing job leaves no partial outputs and
+a log naming the cause. Each of these runs is built in the background (tests/background.py).
 """
 
 from __future__ import annotations
@@ -112,47 +113,86 @@ def test_runs_killed_during_training_and_attacks_end_as_an_uninterrupted_run(dri
     assert "up to date" in run(["dvc", "status"], repo).stdout
 
 
-def test_a_truncated_results_table_is_rebuilt_not_read(drilled, reference):
-    repo = drilled["repo"]
-    name = "results/fashion_mnist/small_cnn/pgd_at/adversarial/pgd_linf.parquet"
-    good = (repo / name).read_bytes()
-    (repo / name).write_bytes(good[: len(good) // 2])
-    assert "modified" in run(["dvc", "status"], repo).stdout
+TRUNCATED = "results/fashion_mnist/small_cnn/pgd_at/adversarial/pgd_linf.parquet"
+
+
+@background.build("truncated", after=["drilled"])
+def _truncate(folder: Path, drilled: dict) -> dict:
+    """A copy of the drilled run with a results table cut in half, then rerun."""
+    repo = copy_run(drilled["repo"], folder / "repo")
+    good = (repo / TRUNCATED).read_bytes()
+    (repo / TRUNCATED).write_bytes(good[: len(good) // 2])
+    status = run(["dvc", "status"], repo).stdout
     rerun = run(["dvc", "repro"], repo)
-    assert f"check-outputs: {name}: not a readable Parquet file" in rerun.stderr
-    assert (repo / name).read_bytes() == good
-    assert (repo / ".snakemake/broken" / name).stat().st_size == len(good) // 2
+    return {"repo": repo, "good": good, "status": status, "rerun": rerun}
+
+
+@pytest.fixture(scope="module")
+def truncated() -> dict:
+    return background.result("truncated")
+
+
+def test_a_truncated_results_table_is_rebuilt_not_read(truncated, reference):
+    repo, good = truncated["repo"], truncated["good"]
+    assert "modified" in truncated["status"]
+    assert f"check-outputs: {TRUNCATED}: not a readable Parquet file" in truncated["rerun"].stderr
+    assert (repo / TRUNCATED).read_bytes() == good
+    assert (repo / ".snakemake/broken" / TRUNCATED).stat().st_size == len(good) // 2
     assert_same_tables(repo, reference)
     assert "up to date" in run(["dvc", "status"], repo).stdout
 
 
-def test_two_concurrent_make_runs_do_not_corrupt_each_other(drilled, reference, tmp_path):
-    repo = drilled["repo"]
+@background.build("concurrent_runs", after=["truncated"])
+def _two_make_runs(folder: Path, truncated: dict) -> dict:
+    """Two `make run` in a copy of the rebuilt run, the second started while the first
+    aggregates."""
+    repo = copy_run(truncated["repo"], folder / "repo")
     venv = Path(sys.executable).parent.parent
     make = ["make", "--no-print-directory", "run", f"VENV={venv}", "STAMP="]
     # make the first run do some work: the aggregate table and everything after it
     (repo / "results/metrics.parquet").unlink()
-    first = start(make, repo, tmp_path / "first.log")
+    first = start(make, repo, folder / "first.log")
     wait_until(lambda: _running(first, "aggregate"), first, timeout=300, what="the aggregate job")
-    second = start(make, repo, tmp_path / "second.log")
-    assert first.wait(timeout=600) == 0, (tmp_path / "first.log").read_text()[-3000:]
-    assert second.wait(timeout=600) == 0, (tmp_path / "second.log").read_text()[-3000:]
-    first_log, second_log = (
-        (tmp_path / "first.log").read_text(),
-        (tmp_path / "second.log").read_text(),
-    )
+    second = start(make, repo, folder / "second.log")
+    codes = (first.wait(timeout=600), second.wait(timeout=600))
+    logs = ((folder / "first.log").read_text(), (folder / "second.log").read_text())
+    return {"repo": repo, "codes": codes, "logs": logs}
+
+
+@pytest.fixture(scope="module")
+def concurrent_runs() -> dict:
+    return background.result("concurrent_runs")
+
+
+def test_two_concurrent_make_runs_do_not_corrupt_each_other(concurrent_runs, reference):
+    first_log, second_log = concurrent_runs["logs"]
+    assert concurrent_runs["codes"][0] == 0, first_log[-3000:]
+    assert concurrent_runs["codes"][1] == 0, second_log[-3000:]
     assert "another 'make run' is running in this checkout; waiting" in second_log
     assert "Stage 'benchmark' didn't change, skipping" in second_log  # it found the work done
     assert "Running stage 'benchmark'" in first_log
-    assert_same_tables(repo, reference)
+    assert_same_tables(concurrent_runs["repo"], reference)
 
 
-def test_a_failing_job_leaves_no_partial_outputs_and_its_log_names_the_cause(reference, tmp_path):
-    repo = clone(reference, tmp_path / "repo")
+@background.build("failing_job", after=["tiny_reference"])
+def _fail_a_job(folder: Path, tiny_reference: Reference) -> dict:
+    """A clone whose params.yaml has an option the architecture does not know, run."""
+    repo = clone(tiny_reference.repo, folder / "repo")
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["architectures"]["small_cnn"]["widht"] = 8  # a typo the schema cannot know about
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    failed = run(["dvc", "repro"], repo, check=False)
+    return {"repo": repo, "run": run(["dvc", "repro"], repo, check=False)}
+
+
+@pytest.fixture(scope="module")
+def failing_job() -> dict:
+    return background.result("failing_job")
+
+
+def test_a_failing_job_leaves_no_partial_outputs_and_its_log_names_the_cause(
+    failing_job, reference
+):
+    repo, failed = failing_job["repo"], failing_job["run"]
     assert failed.returncode != 0
     output = failed.stdout + failed.stderr
     # whichever small_cnn training job starts first fails and stops the run

@@ -35,12 +35,6 @@ def reference(tiny_reference: Reference) -> Path:
     return tiny_reference.repo
 
 
-@pytest.fixture(scope="module")
-def cache_env(tiny_reference: Reference) -> dict[str, str]:
-    """The environment that points a run at the reference run's output cache."""
-    return {"ROBUSTLAB_OUTPUT_CACHE": str(tiny_reference.output_cache)}
-
-
 def _files(repo: Path, folder: str) -> dict[str, tuple[bytes, int]]:
     return {
         p.relative_to(repo).as_posix(): (p.read_bytes(), p.stat().st_mtime_ns)
@@ -63,7 +57,15 @@ def _workspace(folder: Path, tiny_reference: Reference) -> dict:
         repo,
         extra_env={"ROBUSTLAB_OUTPUT_CACHE": str(tiny_reference.output_cache)},
     )
-    return {"repo": repo, "models_before": models, "log": _output(experiment)}
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
+    return {
+        "repo": repo,
+        "models_before": models,
+        "models_after": _files(repo, "models"),
+        "log": _output(experiment),
+        "shown": shown,
+        "metrics": json.loads((repo / "reports/metrics.json").read_text()),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -150,57 +152,94 @@ def _data(entry: dict, kind: str, path: str) -> dict:
 
 
 def test_an_evaluation_experiment_retrains_nothing_and_is_listed_with_its_metrics(workspace):
-    repo, log = workspace["repo"], workspace["log"]
+    log = workspace["log"]
     assert "rule attack:" in log  # the changed attack reran...
     assert "rule train:" not in log  # ...and no model was trained or restored
-    assert _files(repo, "models") == workspace["models_before"]
-    shown = json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout)
-    entry = _find_experiment(shown, EXPERIMENT)
+    assert workspace["models_after"] == workspace["models_before"]
+    entry = _find_experiment(workspace["shown"], EXPERIMENT)
     assert entry is not None, f"{EXPERIMENT} missing from dvc exp show"
     assert _data(entry, "params", "params.yaml")["attacks"]["pgd_linf"]["steps"] == 5
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
-    assert _data(entry, "metrics", "reports/metrics.json") == metrics
+    assert _data(entry, "metrics", "reports/metrics.json") == workspace["metrics"]
 
 
-def test_an_experiment_comes_back_in_a_fresh_clone_without_recomputation(
-    workspace, reference, tmp_path
-):
+SHARED = ("results/metrics.parquet", "reports/metrics.json", PGD_AT_WEIGHTS)
+
+
+@background.build("experiment_back", after=["workspace", "tiny_reference"])
+def _bring_back(folder: Path, workspace: dict, tiny_reference: Reference) -> dict:
+    """The workspace's experiment pushed, then applied and pulled in a fresh clone."""
     repo = workspace["repo"]
     run(["dvc", "exp", "push", "origin", EXPERIMENT], repo)  # git refs + DVC objects
-    fresh = clone(reference, tmp_path / "fresh")
+    fresh = clone(tiny_reference.repo, folder / "fresh")
     run(["dvc", "exp", "pull", "--no-cache", "origin", EXPERIMENT], fresh)  # only the git refs
     # apply writes the experiment's params.yaml and dvc.lock, then reports the outputs it could
     # not check out (not in this clone's cache yet); dvc pull fetches them
     applied = run(["dvc", "exp", "apply", EXPERIMENT], fresh, check=False)
-    assert applied.returncode == 0 or "Checkout failed" in applied.stderr, _output(applied)
     run(["dvc", "pull"], fresh)
+    return {
+        "fresh": fresh,
+        "pushed": {name: (repo / name).read_bytes() for name in SHARED},
+        "applied": applied,
+        "status": run(["dvc", "status"], fresh).stdout,
+        "dry_run": _output(run(["snakemake", "-n", "--cores", "1"], fresh)),
+    }
+
+
+@pytest.fixture(scope="module")
+def experiment_back() -> dict:
+    return background.result("experiment_back")
+
+
+def test_an_experiment_comes_back_in_a_fresh_clone_without_recomputation(experiment_back):
+    fresh, applied = experiment_back["fresh"], experiment_back["applied"]
+    assert applied.returncode == 0 or "Checkout failed" in applied.stderr, _output(applied)
     params = yaml.safe_load((fresh / "params.yaml").read_text())
     assert params["attacks"]["pgd_linf"]["steps"] == 5
-    assert "up to date" in run(["dvc", "status"], fresh).stdout
-    dry = run(["snakemake", "-n", "--cores", "1"], fresh)
-    assert "Nothing to be done" in _output(dry)
-    for name in ("results/metrics.parquet", "reports/metrics.json", PGD_AT_WEIGHTS):
-        assert (fresh / name).read_bytes() == (repo / name).read_bytes(), name
+    assert "up to date" in experiment_back["status"]
+    assert "Nothing to be done" in experiment_back["dry_run"]
+    for name in SHARED:
+        assert (fresh / name).read_bytes() == experiment_back["pushed"][name], name
+
+
+@background.build("cache_round_trip", after=["experiment_back", "workspace", "tiny_reference"])
+def _cache_round_trip(folder: Path, _back: dict, workspace: dict, reference: Reference) -> dict:
+    """PGD-AT trained with other steps in the workspace, then asked for with the old ones."""
+    # what the DVC stage does: scripts/output-cache-dir's folder, --cache train train_snapshot clat
+    repo, cache_env = workspace["repo"], {"ROBUSTLAB_OUTPUT_CACHE": str(reference.output_cache)}
+    cache = run(["scripts/output-cache-dir"], repo, extra_env=cache_env).stdout.strip()
+    stored = sorted(Path(cache).glob("*_weights.safetensors"))
+    smk = ["env", f"SNAKEMAKE_OUTPUT_CACHE={cache}", "snakemake", "--cores", "2", "--nolock"]
+    smk += ["--cache", "train", "train_snapshot", "clat"]
+    changed = folder / "pgd_at_steps_3.yaml"
+    changed.write_text(yaml.safe_dump({"techniques": {"pgd_at": {"steps": 3}}}))
+    trained = run([*smk, "--configfile", str(changed), "--", PGD_AT_WEIGHTS], repo)
+    weights_trained = (repo / PGD_AT_WEIGHTS).read_bytes()
+    back = run([*smk, "--", PGD_AT_WEIGHTS], repo)  # params.yaml: the reference's steps again
+    return {
+        "repo": repo,
+        "cache": Path(cache),
+        "stored": stored,
+        "trained": _output(trained),
+        "weights_trained": weights_trained,
+        "back": _output(back),
+    }
+
+
+@pytest.fixture(scope="module")
+def cache_round_trip() -> dict:
+    return background.result("cache_round_trip")
 
 
 def test_models_of_earlier_training_parameters_come_from_the_output_cache(
-    workspace, reference, tiny_reference, cache_env, tmp_path
+    cache_round_trip, reference, tiny_reference
 ):
-    # what the DVC stage does: scripts/output-cache-dir's folder, --cache train train_snapshot clat
-    repo = workspace["repo"]
-    folder = run(["scripts/output-cache-dir"], repo, extra_env=cache_env).stdout.strip()
-    assert Path(folder).parent == tiny_reference.output_cache
-    assert len(list(Path(folder).glob("*_weights.safetensors"))) >= 2  # stored by the reference
-    smk = ["env", f"SNAKEMAKE_OUTPUT_CACHE={folder}", "snakemake", "--cores", "2", "--nolock"]
-    smk += ["--cache", "train", "train_snapshot", "clat"]
-    changed = tmp_path / "pgd_at_steps_3.yaml"
-    changed.write_text(yaml.safe_dump({"techniques": {"pgd_at": {"steps": 3}}}))
-    trained = run([*smk, "--configfile", str(changed), "--", PGD_AT_WEIGHTS], repo)
-    assert f"Moving output file {PGD_AT_WEIGHTS} to cache" in _output(trained)
-    assert (repo / PGD_AT_WEIGHTS).read_bytes() != (reference / PGD_AT_WEIGHTS).read_bytes()
-
-    back = run([*smk, "--", PGD_AT_WEIGHTS], repo)  # params.yaml: the reference's steps again
-    assert f"Symlinking output file {PGD_AT_WEIGHTS} from cache" in _output(back)
+    done = cache_round_trip
+    repo = done["repo"]
+    assert done["cache"].parent == tiny_reference.output_cache
+    assert len(done["stored"]) >= 2  # stored by the reference run
+    assert f"Moving output file {PGD_AT_WEIGHTS} to cache" in done["trained"]
+    assert done["weights_trained"] != (reference / PGD_AT_WEIGHTS).read_bytes()
+    assert f"Symlinking output file {PGD_AT_WEIGHTS} from cache" in done["back"]
     train_log = (repo / "logs/train/fashion_mnist/small_cnn/pgd_at.log").read_text()
     assert "epoch" not in train_log  # the training stage did not run
     assert (repo / PGD_AT_WEIGHTS).read_bytes() == (reference / PGD_AT_WEIGHTS).read_bytes()
