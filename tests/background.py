@@ -165,15 +165,23 @@ def finish(wait: bool = True) -> None:
         _cleanups.pop()()
 
 
-def _descendants(root: int) -> list[int]:
-    """The processes below ``root`` in the process tree (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
+def processes() -> list[tuple[int, str, int, int]]:
+    """(pid, state, parent pid, process group) of every process (Linux /proc; empty elsewhere)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            found.append((int(stat.parent.name), fields[0], int(fields[1]), int(fields[2])))
         except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
+    return found
+
+
+def _descendants(root: int) -> list[int]:
+    """The processes below ``root`` in the process tree."""
+    children: dict[int, list[int]] = {}
+    for pid, _, parent, _ in processes():
+        children.setdefault(parent, []).append(pid)
     found, todo = [], [root]
     while todo:
         for child in children.get(todo.pop(), []):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from tests.background import processes
 from tests.pipeline_helpers import REPO, copy_repo, env, git_init, merged_config
 from workflow.labconfig import resolve
 
@@ -116,14 +117,13 @@ def group_alive(pgid: int, grace: float = 10.0) -> bool:
 def _group_processes(pgid: int) -> list[tuple[str, str]]:
     """(state, command line) of the processes of group ``pgid`` (Linux /proc)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                raw = (stat.parent / "cmdline").read_bytes()
-                found.append((fields[0], raw.replace(b"\0", b" ").decode(errors="replace")))
-        except (OSError, IndexError, ValueError):
-            continue
+    for pid, state, _, group in processes():
+        if group == pgid:
+            try:
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:  # ended meanwhile
+                continue
+            found.append((state, raw.replace(b"\0", b" ").decode(errors="replace")))
     return found
 
 

@@ -203,7 +203,10 @@ def test_an_experiment_comes_back_in_a_fresh_clone_without_recomputation(experim
 
 @background.build("cache_round_trip", after=["experiment_back", "workspace", "tiny_reference"])
 def _cache_round_trip(folder: Path, _back: dict, workspace: dict, reference: Reference) -> dict:
-    """PGD-AT trained with other steps in the workspace, then asked for with the old ones."""
+    """PGD-AT trained with other steps in the workspace, then asked for with the old ones.
+
+    After ``experiment_back``, which pushes the experiment from the workspace this changes.
+    """
     # what the DVC stage does: scripts/output-cache-dir's folder, --cache train train_snapshot clat
     repo, cache_env = workspace["repo"], {"ROBUSTLAB_OUTPUT_CACHE": str(reference.output_cache)}
     cache = run(["scripts/output-cache-dir"], repo, extra_env=cache_env).stdout.strip()
