@@ -1,12 +1,13 @@
 """Per-job start-up overhead of the default DAG: what every job pays before its first computation.
 
-Each job of the Snakemake DAG starts ``python -m stages.<rule>``; before it computes anything it
-pays the interpreter start and the imports of its stage (torch, pandas, ...). For every stage,
-the median wall time of ``--repeats`` runs of ``python -c "import stages.<stage>"`` (a fresh
-interpreter each time), times the number of jobs of that rule in the dry run of ``--params``
-plus ``--config`` files, summed: the job time the DAG spends starting up. Run it at two
-revisions (``git stash`` / ``git checkout``) for a before/after comparison. Prints, asserts
-nothing.
+Each job of the Snakemake DAG runs ``python -m stages.launch <stage> ...``. Started cold (its own
+interpreter, ``ROBUSTLAB_WARM_START=0`` or a SLURM job) it pays the interpreter start and the
+imports of its stage (torch, pandas, ...); started warm it is forked from the run's stage server
+(stages/server.py), which imported them once. For every stage, the median wall time of
+``--repeats`` runs of ``python -m stages.launch <stage> --help`` (the imports, argument parsing
+and exit, no computation), cold and warm, times the number of jobs of that rule in the dry run of
+params.yaml plus ``--config`` files, summed: the job time the DAG spends starting up. The
+server's own start (its imports, once per run) is printed apart. Prints, asserts nothing.
 
     .venv/bin/python bench/job_startup.py [--repeats 3] [--config presets/smoke.yaml]
 """
@@ -14,6 +15,7 @@ nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -44,14 +46,35 @@ def job_counts(configs: list[Path]) -> Counter:
     return counts
 
 
-def import_seconds(stage: str, repeats: int) -> float:
-    """Median wall time of a fresh interpreter importing ``stages.<stage>``."""
+def job_seconds(stage: str, repeats: int, env: dict[str, str]) -> float:
+    """Median wall time of ``python -m stages.launch <stage> --help`` in ``env``."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"import stages.{stage}"], cwd=ROOT, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "stages.launch", stage, "--help"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            check=True,
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def warm_server() -> tuple[subprocess.Popen, dict[str, str], float]:
+    """A running stage server, the environment that uses it and the seconds until it served."""
+    sys.path.insert(0, str(ROOT))
+    from stages import server
+
+    start = time.perf_counter()
+    proc = server.start(1, cwd=ROOT)
+    if proc is None:
+        raise SystemExit("the stage server did not start")
+    env = dict(os.environ)
+    os.environ.pop(server.ADDRESS_VAR)
+    job_seconds("headline", 1, env)  # the first job waits for the server's imports
+    return proc, env, time.perf_counter() - start
 
 
 def main() -> None:
@@ -59,15 +82,31 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--config", type=Path, action="append", default=[])
     args = parser.parse_args()
+    from stages import server
+
     counts = job_counts(args.config)
-    total = 0.0
-    print(f"{'rule':16s} {'jobs':>5s} {'start-up s':>10s} {'total s':>8s}")
-    for rule, jobs in sorted(counts.items()):
-        seconds = import_seconds(STAGE_OF_RULE.get(rule, rule), args.repeats)
-        total += jobs * seconds
-        print(f"{rule:16s} {jobs:5d} {seconds:10.2f} {jobs * seconds:8.1f}")
+    cold_env = {**os.environ, server.SWITCH_VAR: "0"}
+    cold_env.pop(server.ADDRESS_VAR, None)
+    proc, warm_env, served = warm_server()
+    totals = {"cold": 0.0, "warm": 0.0}
+    header = ("rule", "jobs", "cold s", "warm s", "cold total", "warm total")
+    print("{:16s} {:>5s} {:>7s} {:>7s} {:>10s} {:>10s}".format(*header))
+    try:
+        for rule, jobs in sorted(counts.items()):
+            stage = STAGE_OF_RULE.get(rule, rule)
+            cold = job_seconds(stage, args.repeats, cold_env)
+            warm = job_seconds(stage, args.repeats, warm_env)
+            totals["cold"] += jobs * cold
+            totals["warm"] += jobs * warm
+            cells = (rule, jobs, cold, warm, jobs * cold, jobs * warm)
+            print("{:16s} {:5d} {:7.2f} {:7.3f} {:10.1f} {:10.1f}".format(*cells))
+    finally:
+        server.stop(proc)
     jobs = sum(counts.values())
-    print(f"{'all':16s} {jobs:5d} {total / jobs:10.2f} {total:8.1f}  (job seconds before compute)")
+    cold, warm = totals["cold"], totals["warm"]
+    print(f"{'all':16s} {jobs:5d} {cold / jobs:7.2f} {warm / jobs:7.3f} {cold:10.1f} {warm:10.1f}")
+    print(f"job seconds before compute: {cold:.1f} cold, {warm:.1f} warm + {served:.1f} for the")
+    print("server's start (once per run, while the first jobs queue)")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def reference(tiny_reference: Reference) -> Path:
 
 
 def _running(proc, module: str) -> bool:
-    return any(f"-m stages.{module} " in c for c in group_commands(proc.pid))
+    return any(f"-m stages.launch {module} " in c for c in group_commands(proc.pid))
 
 
 @background.build("drilled", after=["tiny_reference"])

@@ -371,7 +371,7 @@ def test_dry_run_plans_the_headline_and_plots_jobs(preset, tmp_path: Path) -> No
     proc = run(args, repo)
     text = proc.stdout + proc.stderr
     assert "rule headline:" in text and "rule plots:" in text
-    assert "python -m stages.headline --metrics results/metrics.parquet" in text
+    assert "python -m stages.launch headline --metrics results/metrics.parquet" in text
     assert "--sanity results/sanity.parquet" in text
     assert "--out-dir reports/plots" in text
     config = yaml.safe_load((repo / (preset or "params.yaml")).read_text())

@@ -391,6 +391,6 @@ def test_dry_run_imports_external_models_and_evaluates_them(tmp_path):
     assert "--run fashion_mnist/ext_program/external" in text
     assert "--weights external/cnn.safetensors --arch small_cnn" in text
     assert "--program external/cnn.pt2" in text and "--family cnn" in text
-    assert "stages.train" not in "".join(
+    assert "stages.launch train " not in "".join(
         line for line in text.splitlines() if "ext_cnn" in line or "ext_program" in line
     )

@@ -191,12 +191,12 @@ def test_imagenette_preset_dry_run_on_a_synthetic_tree(tmp_path):
     args = ["snakemake", "-n", "-p", "--cores", "1", "--configfile", "presets/imagenette.yaml"]
     proc = run([*args, str(override)], repo)
     text = proc.stdout + proc.stderr
-    prepares = [line for line in text.splitlines() if "-m stages.prepare " in line]
+    prepares = [line for line in text.splitlines() if "-m stages.launch prepare " in line]
     assert len(prepares) == 2
     for line in prepares:
         assert "--dataset imagenette" in line and f"--source-dir {tree}" in line
         assert "--kind image_folder --image-size 224 --resize 256 --channels 3" in line
     # the attacks run at the folder dataset's default levels: RobustART's ImageNet budgets
-    attacks = "\n".join(line for line in text.splitlines() if "-m stages.attack " in line)
+    attacks = "\n".join(line for line in text.splitlines() if "-m stages.launch attack " in line)
     assert "--level 3 --eps 0.03137254901960784" in attacks  # 8/255
     assert "--level 1 --eps 0.5 " in attacks and "--level 3 --eps 1600.0 " in attacks

@@ -111,9 +111,9 @@ def test_bad_params_fail_before_any_job_naming_the_key(tmp_path):
 
 
 def _commands(text: str, stage: str) -> list[list[str]]:
-    """The argument lists of the printed shell commands (snakemake -p) running ``stage``."""
+    """The argument lists of the printed shell commands (snakemake -p) running stage ``stage``."""
     lines = re.findall(r"^Shell command: (.*)$", text, flags=re.MULTILINE)
-    return [shlex.split(line) for line in lines if f"-m {stage} " in line]
+    return [shlex.split(line) for line in lines if f"-m stages.launch {stage} " in line]
 
 
 def _option(argv: list[str], name: str) -> str:
@@ -134,7 +134,7 @@ def test_mixed_grid_budgets_and_quoted_options_reach_the_commands(tmp_path):
     proc = run(["snakemake", "-n", "-p", "--cores", "1"], repo)
     text = proc.stdout + proc.stderr
     budgets = {}
-    for argv in _commands(text, "stages.train") + _commands(text, "stages.clat"):
+    for argv in _commands(text, "train") + _commands(text, "clat"):
         dataset = _option(argv, "--dataset")
         config = _option(
             argv, "--technique-config" if "--technique-config" in argv else "--clat-config"
@@ -150,7 +150,7 @@ def test_mixed_grid_budgets_and_quoted_options_reach_the_commands(tmp_path):
         "fashion_mnist": {(None, 0.1), (0.1, 0.1)},
         "cifar10": {(None, 0.03137255), (0.03137255, 0.03137255)},
     }
-    prepares = _commands(text, "stages.prepare")
+    prepares = _commands(text, "prepare")
     sources = {_option(a, "--dataset"): a for a in prepares if "--source-dir" in a}
     assert _option(sources["cifar10"], "--source-dir") == f"/data/{tricky}"
     assert "fashion_mnist" not in sources

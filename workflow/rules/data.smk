@@ -17,7 +17,7 @@ rule prepare:
     log:
         "logs/prepare/{dataset}/{split}.log",
     shell:
-        "python -m stages.prepare --dataset {wildcards.dataset:q} --split {wildcards.split:q}"
+        "python -m stages.launch prepare --dataset {wildcards.dataset:q} --split {wildcards.split:q}"
         " --size {params.size:q} --seed {params.seed:q} {params.source:q} {params.download:q}"
         " {params.kind:q} --out {output:q} 2> {log:q}"
 
@@ -35,7 +35,7 @@ rule corrupt:
     log:
         "logs/corrupt/{dataset}/{corruption}.log",
     shell:
-        "python -m stages.corrupt --input {input.test:q} --corruption {wildcards.corruption:q}"
+        "python -m stages.launch corrupt --input {input.test:q} --corruption {wildcards.corruption:q}"
         " --severities {params.severities:q} --seed {params.seed:q} {params.points:q}"
         " --no-progress --out {output:q} 2> {log:q}"
 
@@ -53,7 +53,7 @@ rule perturb:
     log:
         "logs/perturb/{dataset}/{perturbation}.log",
     shell:
-        "python -m stages.perturb --input {input.test:q} --perturbation {wildcards.perturbation:q}"
+        "python -m stages.launch perturb --input {input.test:q} --perturbation {wildcards.perturbation:q}"
         " --length {params.length:q} --seed {params.seed:q} {params.points:q} --out {output:q} 2> {log:q}"
 
 
@@ -73,6 +73,6 @@ rule system_noise:
     log:
         "logs/system_noise/{dataset}.log",
     shell:
-        "python -m stages.system_noise --input {input.test:q} {params.stored_size:q}"
+        "python -m stages.launch system_noise --input {input.test:q} {params.stored_size:q}"
         " --format {params.format:q} --quality {params.quality:q} --grid {params.grid:q}"
         " --seed {params.seed:q} {params.points:q} --out {output:q} 2> {log:q}"

@@ -24,7 +24,7 @@ rule evaluate:
     log:
         "logs/evaluate/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.evaluate --model-dir \"$(dirname {input.weights:q})\""
+        "python -m stages.launch evaluate --model-dir \"$(dirname {input.weights:q})\""
         " --table {output.clean:q} {input.test:q} --table {output.natural:q} {input.corrupted:q}"
         " --table {output.stability:q} {input.perturbed:q} --table {output.system:q} {input.system:q}"
         " --batch-size {params.batch_size:q} --threads {threads:q} --no-progress 2> {log:q}"
@@ -52,7 +52,7 @@ rule attack:
     log:
         "logs/attack/{dataset}/{arch}/{technique}/{attack}.log",
     shell:
-        "python -m stages.attack --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
+        "python -m stages.launch attack --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
         " --attack {wildcards.attack:q} --attack-config {params.attack_config:q} {params.levels:q}"
         " --points {params.points:q} --seed {params.seed:q} --batch-size {params.batch_size:q}"
         " --threads {threads:q} --out {output:q} 2> {log:q}"
@@ -81,7 +81,7 @@ rule craft_transfer:
     log:
         "logs/craft_transfer/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.craft_transfer --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
+        "python -m stages.launch craft_transfer --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
         " --attacks {params.attacks:q} {params.crafts:q} --points {params.points:q}"
         " --seed {params.seed:q} --batch-size {params.batch_size:q} --threads {threads:q}"
         " --out {output:q} 2> {log:q}"
@@ -102,7 +102,7 @@ rule transfer:
     log:
         "logs/transfer/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.transfer --model-dir \"$(dirname {input.weights:q})\" --examples {input.sources:q}"
+        "python -m stages.launch transfer --model-dir \"$(dirname {input.weights:q})\" --examples {input.sources:q}"
         " --batch-size {params.batch_size:q} --threads {threads:q} --out {output:q} 2> {log:q}"
 
 
@@ -129,7 +129,7 @@ rule probe:
     log:
         "logs/probe/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.probe --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
+        "python -m stages.launch probe --model-dir \"$(dirname {input.weights:q})\" --test {input.test:q}"
         " --reference {params.reference:q} --settings {params.settings:q} --eps {params.eps:q}"
         " --seed {params.seed:q} --batch-size {params.batch_size:q} --threads {threads:q}"
         " --out {output.outcomes:q} --out-model {output.model:q} 2> {log:q}"

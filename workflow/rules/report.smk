@@ -21,7 +21,7 @@ rule aggregate:
     log:
         "logs/aggregate.log",
     shell:
-        "python -m stages.aggregate --results-dir results --models-dir models {params.runs:q}"
+        "python -m stages.launch aggregate --results-dir results --models-dir models {params.runs:q}"
         " {params.attacks:q} {params.baseline:q} --stability --system --out-metrics {output.metrics:q}"
         " --out-transfer {output.transfer:q} 2> {log:q}"
 
@@ -44,7 +44,7 @@ rule sanity:
     log:
         "logs/sanity.log",
     shell:
-        "python -m stages.sanity --results-dir results {params.runs:q} {params.attacks:q}"
+        "python -m stages.launch sanity --results-dir results {params.runs:q} {params.attacks:q}"
         " --reference {params.reference:q} --settings {params.settings:q} --out {output:q} 2> {log:q}"
 
 
@@ -62,7 +62,7 @@ rule headline:
     log:
         "logs/headline.log",
     shell:
-        "python -m stages.headline --metrics {input.metrics:q} --sanity {input.sanity:q}"
+        "python -m stages.launch headline --metrics {input.metrics:q} --sanity {input.sanity:q}"
         " {params.runs:q} --out {output:q} 2> {log:q}"
 
 
@@ -83,7 +83,7 @@ rule compare:
     log:
         "logs/compare.log",
     shell:
-        "python -m stages.compare --results-dir results {params.runs:q} {params.attacks:q}"
+        "python -m stages.launch compare --results-dir results {params.runs:q} {params.attacks:q}"
         " {params.clat:q}"
         " --seed {params.seed:q} --out {output:q} 2> {log:q}"
 
@@ -125,7 +125,7 @@ rule plots:
     log:
         "logs/plots.log",
     shell:
-        "python -m stages.plots --metrics {input.metrics:q} --models-dir models"
+        "python -m stages.launch plots --metrics {input.metrics:q} --models-dir models"
         " --results-dir results {params.runs:q} --out-dir {output:q} 2> {log:q}"
 
 
@@ -148,7 +148,7 @@ rule figures:
     log:
         "logs/figures.log",
     shell:
-        "python -m stages.figures --metrics {input.metrics:q} --transfer {input.transfer:q}"
+        "python -m stages.launch figures --metrics {input.metrics:q} --transfer {input.transfer:q}"
         " --models-dir models --results-dir results {params.args:q} --names {params.names:q}"
         " --out-dir reports/figures 2> {log:q}"
 
@@ -171,7 +171,7 @@ rule report:
     log:
         "logs/report.log",
     shell:
-        "python -m stages.report --metrics {input.metrics:q} --transfer {input.transfer:q}"
+        "python -m stages.launch report --metrics {input.metrics:q} --transfer {input.transfer:q}"
         " --sanity {input.sanity:q} --comparisons {input.comparisons:q} --models-dir models"
         " --results-dir results {params.args:q}"
         " --test-tables {input.tests:q} --figures-dir reports/figures"

@@ -39,7 +39,7 @@ rule train:
     log:
         "logs/train/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.train --train {input.train:q} --dataset {wildcards.dataset:q}"
+        "python -m stages.launch train --train {input.train:q} --dataset {wildcards.dataset:q}"
         " --arch {params.arch:q} --arch-name {wildcards.arch:q} --arch-config {params.arch_config:q}"
         " --technique {params.technique:q} {params.variant:q}"
         " --technique-config {params.technique_config:q}"
@@ -95,7 +95,7 @@ rule clat:
     log:
         "logs/clat/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.clat --train {input.train:q} --dataset {wildcards.dataset:q}"
+        "python -m stages.launch clat --train {input.train:q} --dataset {wildcards.dataset:q}"
         " --arch {params.arch:q} --init-dir \"$(dirname {input.pretrained:q})\""
         " --init-epoch {params.init_epoch:q} --pretrain-technique {params.base:q} {params.variant:q}"
         " --clat-config {params.clat_config:q} --train-config {params.train_config:q}"
@@ -129,7 +129,7 @@ rule import_model:
     log:
         "logs/import_model/{dataset}/{arch}/{technique}.log",
     shell:
-        "python -m stages.import_model --test {input.test:q} --dataset {wildcards.dataset:q}"
+        "python -m stages.launch import_model --test {input.test:q} --dataset {wildcards.dataset:q}"
         " --arch-name {wildcards.arch:q} --technique {wildcards.technique:q}"
         " {params.source:q} {params.arch:q} {params.key_prefix:q} {params.family:q}"
         " --normalization {params.normalization:q} --threads {threads:q}"

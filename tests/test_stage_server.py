@@ -1,0 +1,158 @@
+"""The warm stage server (stages/server.py) and its launcher (stages/launch.py): a job launched
+through the server behaves as ``python -m stages.NAME`` would (output, exit status, working
+directory), and killing the launcher kills the job."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stages import server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def warm(tmp_path_factory) -> dict[str, str]:
+    """A running server; the environment that points launchers at it."""
+    saved = os.environ.get(server.ADDRESS_VAR)
+    proc = server.start(1, cwd=REPO)
+    assert proc is not None, "the server did not start listening"
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    environ.pop("SLURM_JOB_ID", None)
+    os.environ.pop(server.ADDRESS_VAR)
+    yield {"env": environ, "proc": proc}
+    server.stop(proc)
+    if saved is not None:
+        os.environ[server.ADDRESS_VAR] = saved
+
+
+def _launch(args: list[str], env: dict, cwd: Path = REPO, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stages.launch", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
+    )
+
+
+def _direct(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != server.ADDRESS_VAR}
+    environ["PYTHONPATH"] = str(REPO)
+    return subprocess.run(
+        [sys.executable, "-m", f"stages.{args[0]}", *args[1:]],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def _gone(pid: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["headline", "--help"],  # status 0, usage on stdout
+        ["headline", "--metrics", "m.parquet"],  # argparse error: status 2
+        ["headline", "--metrics", "missing.parquet", "--out", "h.json"],  # the stage's own error
+        ["no_such_stage"],  # not a stage: the launcher runs python -m itself
+    ],
+)
+def test_a_launched_job_prints_and_ends_as_python_m_would(warm, tmp_path, args):
+    launched = _launch(args, warm["env"], cwd=tmp_path)
+    direct = _direct(args, cwd=tmp_path)
+    assert launched.returncode == direct.returncode
+    assert launched.stdout == direct.stdout
+    if direct.stderr.startswith("Traceback"):  # the frames above the stage's differ
+        assert launched.stderr.startswith("Traceback")
+        assert launched.stderr.splitlines()[-1] == direct.stderr.splitlines()[-1]
+    else:
+        assert launched.stderr == direct.stderr
+    assert (launched.returncode == 0) == (args[-1] == "--help")
+
+
+def test_without_a_server_the_launcher_runs_the_stage_itself(tmp_path):
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
+    environ[server.ADDRESS_VAR] = str(tmp_path / "nobody-listens.sock")
+    launched = _launch(["headline", "--help"], environ)
+    assert launched.returncode == 0 and launched.stdout == _direct(["headline", "--help"]).stdout
+
+
+def _blocked_job(warm: dict, tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    """A launched job that waits: its 150 kB error message fills a pipe nobody reads.
+
+    Returns the launcher and the job's pid (a child of the server)."""
+    before = _children(warm["proc"].pid)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "stages.launch", "headline", "--metrics", "m", "--out", "o"]
+        + ["x" * 50_000] * 3,
+        cwd=tmp_path,
+        env=warm["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    while not (new := _children(warm["proc"].pid) - before):
+        assert time.monotonic() < deadline, "the server did not fork the job"
+        time.sleep(0.05)
+    (child,) = new
+    return launcher, child
+
+
+def test_killing_the_launcher_kills_the_job(warm, tmp_path):
+    launcher, child = _blocked_job(warm, tmp_path)
+    assert not _gone(child, timeout=0.5)
+    launcher.kill()  # SIGKILL: nothing forwarded, the child notices its connection close
+    launcher.wait(timeout=30)
+    assert _gone(child)
+    launcher.stderr.close()
+
+
+def test_a_signal_to_the_launcher_reaches_the_job_and_ends_both(warm, tmp_path):
+    launcher, child = _blocked_job(warm, tmp_path)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=30) == -signal.SIGTERM  # dies of the job's signal
+    assert _gone(child)
+    launcher.stderr.close()
+
+
+def test_stopping_the_server_stops_its_jobs_and_removes_its_socket(tmp_path):
+    proc = server.start(1, cwd=REPO)
+    address = Path(os.environ.pop(server.ADDRESS_VAR))
+    environ = {**os.environ, "PYTHONPATH": str(REPO), server.ADDRESS_VAR: str(address)}
+    launcher, child = _blocked_job({"proc": proc, "env": environ}, tmp_path)
+    server.stop(proc)
+    assert proc.returncode == 0
+    assert _gone(child)
+    launcher.stderr.close()  # unblocks the launcher's own message
+    assert launcher.wait(timeout=30) != 0
+    assert not address.parent.exists()
