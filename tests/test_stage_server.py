@@ -4,6 +4,7 @@ directory), and killing the launcher kills the job."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from stages import server
@@ -156,3 +159,35 @@ def test_stopping_the_server_stops_its_jobs_and_removes_its_socket(tmp_path):
     launcher.stderr.close()  # unblocks the launcher's own message
     assert launcher.wait(timeout=30) != 0
     assert not address.parent.exists()
+
+
+def _toy_table(path: Path) -> None:
+    """72 8x8 grey images of three classes told apart by bright rows."""
+    from robustlab.data.images import ImageSet, write_images
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(72) % 3
+    images = (rng.random((72, 8, 8, 1)) * 80).astype(np.uint8)
+    images[labels == 0, :3] += 150
+    images[labels == 1, 5:] += 150
+    write_images(ImageSet(images, labels.astype(np.int16), np.arange(72), list("abc"), "x"), path)
+
+
+def test_a_warm_training_job_writes_the_same_model_as_a_cold_one(warm, tmp_path):
+    """PGD-AT on a toy set through the server and as its own process: identical weights."""
+    table = tmp_path / "train.parquet"
+    _toy_table(table)
+    args = ["train", "--train", str(table), "--dataset", "toy", "--arch", "small_cnn"]
+    args += ["--arch-config", json.dumps({"width": 4, "hidden": 8}), "--val-size", "12"]
+    args += ["--technique", "pgd_at", "--technique-config", json.dumps({"eps": 0.1, "steps": 2})]
+    args += ["--train-config", json.dumps({"epochs": 2, "batch_size": 20, "amp": "none"})]
+    args += ["--seed", "0", "--threads", "1", "--no-progress"]
+    cold_env = {k: v for k, v in warm["env"].items() if k != server.ADDRESS_VAR}
+    for name, env in (("warm", warm["env"]), ("cold", cold_env)):
+        done = _launch([*args, "--out-dir", str(tmp_path / name)], env)
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "warm/model.safetensors").read_bytes() == (
+        tmp_path / "cold/model.safetensors"
+    ).read_bytes()
+    histories = [pd.read_parquet(tmp_path / f"{n}/history.parquet") for n in ("warm", "cold")]
+    pd.testing.assert_frame_equal(*(h.drop(columns="seconds") for h in histories))
