@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import corruptions, to_float, to_uint8
+from robustlab.noise.natural._base import corruptions, to_float, to_uint8, uniform32
 from robustlab.noise.natural.tables import Elastic, param_for
 
 
@@ -52,7 +52,7 @@ def elastic_draws(
     )
     fields = []
     for _ in range(2):
-        noise = rng.uniform(-1, 1, size=(n, height, width)).astype(np.float32)
+        noise = uniform32(rng, -1, 1, (n, height, width))
         smooth = ops.gaussian_planes(noise, p.sigma, "reflect", truncate=3.0)
         smooth *= np.float32(p.alpha)
         fields.append(smooth)
@@ -63,19 +63,33 @@ def elastic_apply(x: np.ndarray, maps: np.ndarray, dx: np.ndarray, dy: np.ndarra
     """Affine warp (OpenCV, bilinear, REFLECT_101), then bilinear resampling at (y + dy, x + dx).
 
     ``x`` is float32 N x H x W x C; the resampling reflects at the borders like
-    ``scipy.ndimage.map_coordinates(order=1, mode="reflect")``. ``maps=None`` skips the warp.
+    ``scipy.ndimage.map_coordinates(order=1, mode="reflect")`` (OpenCV ``remap`` with
+    ``BORDER_REFLECT``, which mirrors the pixel indices the same way). ``maps=None`` skips the
+    warp. One image at a time, so an image and its warp stay in cache.
     """
     n, h, w, c = x.shape
-    if maps is not None:
-        warped = np.empty_like(x)
-        for i in range(n):
-            out = cv2.warpAffine(x[i], maps[i], (w, h), borderMode=cv2.BORDER_REFLECT_101)
-            warped[i] = out.reshape(h, w, c)
-        x = warped
+    grid_x, grid_y = pixel_grid(h, w)
+    out = np.empty_like(x)
+    for i in range(n):
+        image = x[i]
+        if maps is not None:
+            image = cv2.warpAffine(image, maps[i], (w, h), borderMode=cv2.BORDER_REFLECT_101)
+        sampled = cv2.remap(
+            image, grid_x + dx[i], grid_y + dy[i], cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT
+        )
+        out[i] = sampled.reshape(h, w, c)
+    return out
+
+
+@lru_cache(maxsize=64)
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates (float32 H x W each, read-only)."""
     yy, xx = np.meshgrid(
-        np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
+        np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij"
     )
-    return ops.sample_bilinear(x, yy + dy, xx + dx, "reflect")
+    for grid in (xx, yy):
+        grid.setflags(write=False)
+    return xx, yy
 
 
 @corruptions.register("elastic_transform")

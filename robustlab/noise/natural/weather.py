@@ -16,6 +16,7 @@ from robustlab.noise.natural._base import (
     corruptions,
     groups,
     luma,
+    normal32,
     spread,
     to_float,
     to_uint8,
@@ -31,7 +32,7 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
     motion-blurred along U(-135, -45) degrees (the zoomed layer may be a pixel larger than the
     image; the blur sees it whole), rounded to 8 bits and cropped to the image.
     """
-    layer = ops.zoom_planes(rng.normal(p.mean, p.std, size=(n, height, width)), p.zoom)
+    layer = ops.zoom_planes(normal32(rng, p.mean, p.std, (n, height, width)), p.zoom)
     layer[layer < p.threshold] = 0
     np.clip(layer, 0, 1, out=layer)
     angles = rng.uniform(-135, -45, size=n)
