@@ -416,3 +416,16 @@ def test_frost_bank_is_fixed_and_fits_the_image() -> None:
     for scale, side in [(0.2, 28), (0.2, 64), (1.0, 224), (1.0, 700)]:
         for texture in textures.frost_bank(scale, side, side):
             assert texture.shape[0] > side and texture.shape[1] > side
+
+
+def test_salt_and_pepper_is_the_impulse_tables_draw() -> None:
+    """The direct salt-and-pepper draw gives the same bytes as inversion of the impulse law's
+    tables with the same 32-bit uniforms (levels 0 and 255 included), and changes values."""
+    x = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    x[0, 0, :4, 0] = [0, 1, 254, 255]
+    for amount in (0.03, 0.27):
+        direct = noise.salt_and_pepper(x, amount, np.random.default_rng(5))
+        tables = noise.impulse_tables(amount)
+        assert np.array_equal(direct, levels.sample_levels(x, tables, np.random.default_rng(5)))
+        changed = (direct != x).mean()
+        assert 0 < changed < amount

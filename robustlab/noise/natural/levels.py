@@ -52,20 +52,32 @@ def level_tables(cdf: np.ndarray) -> LevelTables:
     return LevelTables(thresholds, guide)
 
 
+#: Values per step of :func:`sample_levels`: a step's index and guide arrays stay in cache.
+CHUNK = 1 << 17
+
+
 def sample_levels(images: np.ndarray, tables: LevelTables, rng: np.random.Generator) -> np.ndarray:
-    """One draw of the output law of each uint8 value of ``images`` (same shape, uint8)."""
-    r = rng.integers(0, 1 << 32, size=images.shape, dtype=np.uint32)
-    index = images.astype(np.uint32)
-    index <<= GUIDE_BITS
-    index |= r >> (32 - GUIDE_BITS)
-    guide = tables.guide.ravel()[index]
+    """One draw of the output law of each uint8 value of ``images`` (same shape, uint8).
+
+    The guide lookups go chunk by chunk (:data:`CHUNK` values) with a pointer-sized index, so
+    that NumPy's gather neither converts the index nor leaves the cache.
+    """
+    r = rng.integers(0, 1 << 32, size=images.shape, dtype=np.uint32).ravel()
+    flat = images.ravel()
+    table = tables.guide.ravel()
+    guide = np.empty(flat.shape, np.uint16)
+    index = np.empty(min(CHUNK, len(flat)), np.intp)
+    for a in range(0, len(flat), CHUNK):
+        b = min(a + CHUNK, len(flat))
+        step = index[: b - a]
+        np.left_shift(flat[a:b], GUIDE_BITS, out=step, dtype=np.intp)
+        step |= r[a:b] >> (32 - GUIDE_BITS)
+        np.take(table, step, out=guide[a:b])
     out = guide.astype(np.uint8)  # the low byte: the count at the bucket's start
     split = np.flatnonzero(guide >= LEVELS)
     if len(split):
-        out.flat[split] = _refine(
-            images.ravel()[split], r.ravel()[split], out.ravel()[split], tables.thresholds
-        )
-    return out
+        out[split] = _refine(flat[split], r[split], out[split], tables.thresholds)
+    return out.reshape(images.shape)
 
 
 def _refine(
