@@ -427,5 +427,6 @@ def test_salt_and_pepper_is_the_impulse_tables_draw() -> None:
         direct = noise.salt_and_pepper(x, amount, np.random.default_rng(5))
         tables = noise.impulse_tables(amount)
         assert np.array_equal(direct, levels.sample_levels(x, tables, np.random.default_rng(5)))
-        changed = (direct != x).mean()
-        assert 0 < changed < amount
+        # a value changes with probability about the amount (less by 1/256 for 0 and 255);
+        # 14,400 values: standard error under 0.004
+        assert abs((direct != x).mean() - amount) < 0.015
