@@ -49,7 +49,9 @@ def check_severity(severity: object) -> int:
     return int(severity)
 
 
-def uniform32(rng: np.random.Generator, low: float, high: float, size: tuple[int, ...]) -> np.ndarray:
+def uniform32(
+    rng: np.random.Generator, low: float, high: float, size: tuple[int, ...]
+) -> np.ndarray:
     """U(low, high) float32 draws: float32 straight from a ``Generator`` (half the work), the
     float64 draws cast to float32 from a legacy ``RandomState`` (to replay references)."""
     if not isinstance(rng, np.random.Generator):
@@ -60,7 +62,9 @@ def uniform32(rng: np.random.Generator, low: float, high: float, size: tuple[int
     return u
 
 
-def normal32(rng: np.random.Generator, mean: float, std: float, size: tuple[int, ...]) -> np.ndarray:
+def normal32(
+    rng: np.random.Generator, mean: float, std: float, size: tuple[int, ...]
+) -> np.ndarray:
     """N(mean, std^2) float32 draws, like :func:`uniform32` (float32 from a ``Generator``)."""
     if not isinstance(rng, np.random.Generator):
         return rng.normal(mean, std, size=size).astype(np.float32)
