@@ -12,21 +12,25 @@ from robustlab.noise.natural._base import corruptions, to_float, to_uint8
 from robustlab.noise.natural.tables import Glass, param_for
 
 
-def defocus(x: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
-    """Convolve float N x H x W x C images with the anti-aliased disk (OpenCV REFLECT_101)."""
+def defocus(images: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
+    """Convolve uint8 N x H x W x C images with the anti-aliased disk (OpenCV REFLECT_101),
+    truncated to uint8 like the reference (:func:`ops.filtered_uint8`)."""
     kernel = ops.disk_kernel(radius, alias_blur).astype(np.float32)
-    out = np.empty_like(x)
-    for i, image in enumerate(x):
-        blurred = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
-        out[i] = blurred.reshape(image.shape)
-    return out
+
+    def run(image: np.ndarray, dst: np.ndarray) -> None:
+        cv2.filter2D(image, cv2.CV_32F, kernel, dst, delta=ops.TRUNCATE, borderType=REFLECT_101)
+
+    return ops.filtered_uint8(images, run)
+
+
+REFLECT_101 = cv2.BORDER_REFLECT_101
 
 
 @corruptions.register("defocus_blur")
 def defocus_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Defocus: per-channel convolution with an anti-aliased disk (radius, alias sigma)."""
     radius, alias_blur = param_for("defocus_blur", images, severity)
-    return to_uint8(defocus(to_float(images), radius, alias_blur))
+    return defocus(images, radius, alias_blur)
 
 
 def glass_shuffle_index(
@@ -98,19 +102,19 @@ def _shuffle_group(
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
-    """Blur, truncate to uint8, shuffle pixels locally, blur again (float result in [0, 1])."""
+    """Blur, truncate to uint8, shuffle pixels locally, blur again and truncate (uint8)."""
     n, h, w, c = x_uint8.shape
-    blurred = to_uint8(ops.gaussian_blur(to_float(x_uint8), params.sigma))
+    blurred = ops.gaussian_blur_uint8(x_uint8, params.sigma)
     index = glass_shuffle_index(rng, n, h, w, params.max_delta, params.iterations)
     pixels = blurred.reshape(n * h * w, c).view(np.dtype((np.void, c)))  # one item per pixel
     shuffled = np.take(pixels, index.ravel()).view(np.uint8).reshape(n, h, w, c)
-    return ops.gaussian_blur(to_float(shuffled), params.sigma)
+    return ops.gaussian_blur_uint8(shuffled, params.sigma)
 
 
 @corruptions.register("glass_blur")
 def glass_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Frosted glass: Gaussian blur, local pixel shuffle (max_delta, iterations), blur again."""
-    return to_uint8(glass(images, param_for("glass_blur", images, severity), rng))
+    return glass(images, param_for("glass_blur", images, severity), rng)
 
 
 @corruptions.register("motion_blur")

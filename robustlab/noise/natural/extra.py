@@ -35,7 +35,7 @@ def speckle_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -
 def gaussian_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Gaussian blur of sigma px (edges repeated, kernel truncated at 4 sigma, as scikit-image)."""
     sigma = param_for("gaussian_blur", images, severity)
-    return to_uint8(ops.gaussian_blur(to_float(images), sigma))
+    return ops.gaussian_blur_uint8(images, sigma)
 
 
 def liquid_layer(
