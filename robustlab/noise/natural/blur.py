@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import corruptions, to_float, to_uint8
+from robustlab.noise.natural._base import corruptions, to_uint8
 from robustlab.noise.natural.tables import Glass, param_for
 
 
@@ -131,23 +131,26 @@ def zoom_factors(stop: float, step: float) -> np.ndarray:
     return np.arange(1, stop, step)
 
 
-def zoom(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Average of the image and its centre zooms by each factor (float32 N x H x W x C).
+def zoom(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Average of uint8 images and their centre zooms by each factor, truncated to uint8.
 
     Each zoom samples the image bilinearly where :func:`ops.zoom_matrix` does (scipy's
     ``zoom(order=1)`` of the centre crop), as one OpenCV ``remap`` per image and factor with
-    maps cached per size and factor; an image and its running sum stay in cache throughout.
+    maps cached per size and factor, on the 0-255 scale; an image and its running sum stay in
+    cache throughout, and the mean is scaled and truncated in one OpenCV conversion.
     """
-    n, h, w, c = x.shape
+    n, h, w, c = images.shape
     maps = [zoom_maps(h, w, float(f)) for f in factors]
-    out = np.empty_like(x)
+    scale = 1 / (len(factors) + 1)
+    out = np.empty_like(images)
+    zoomed = np.empty((h, w, c), np.float32)
     for i in range(n):
-        acc = x[i].copy()
+        x = images[i].astype(np.float32)
+        acc = x.copy()
         for map_x, map_y in maps:
-            zoomed = cv2.remap(x[i], map_x, map_y, cv2.INTER_LINEAR, None, cv2.BORDER_REPLICATE)
-            acc += zoomed.reshape(h, w, c)
-        out[i] = acc
-    out *= np.float32(1 / (len(factors) + 1))
+            cv2.remap(x, map_x, map_y, cv2.INTER_LINEAR, zoomed, cv2.BORDER_REPLICATE)
+            acc += zoomed
+        out[i] = cv2.convertScaleAbs(acc, alpha=scale, beta=ops.TRUNCATE).reshape(h, w, c)
     return out
 
 
@@ -174,4 +177,4 @@ def zoom_maps(height: int, width: int, factor: float) -> tuple[np.ndarray, np.nd
 def zoom_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Zoom blur: mean of the image and its centre zooms by 1, 1 + step, ... < stop."""
     stop, step = param_for("zoom_blur", images, severity)
-    return to_uint8(zoom(to_float(images), zoom_factors(stop, step)))
+    return zoom(images, zoom_factors(stop, step))

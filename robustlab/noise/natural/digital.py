@@ -59,25 +59,28 @@ def elastic_draws(
     return maps, fields[0], fields[1]
 
 
-def elastic_apply(x: np.ndarray, maps: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+def elastic_apply(
+    images: np.ndarray, maps: np.ndarray | None, dx: np.ndarray, dy: np.ndarray
+) -> np.ndarray:
     """Affine warp (OpenCV, bilinear, REFLECT_101), then bilinear resampling at (y + dy, x + dx).
 
-    ``x`` is float32 N x H x W x C; the resampling reflects at the borders like
+    ``images`` is uint8 N x H x W x C, resampled on the 0-255 scale in float32 and truncated to
+    uint8 like the reference. The resampling reflects at the borders like
     ``scipy.ndimage.map_coordinates(order=1, mode="reflect")`` (OpenCV ``remap`` with
     ``BORDER_REFLECT``, which mirrors the pixel indices the same way). ``maps=None`` skips the
     warp. One image at a time, so an image and its warp stay in cache.
     """
-    n, h, w, c = x.shape
+    n, h, w, c = images.shape
     grid_x, grid_y = pixel_grid(h, w)
-    out = np.empty_like(x)
+    out = np.empty_like(images)
     for i in range(n):
-        image = x[i]
+        image = images[i].astype(np.float32)
         if maps is not None:
             image = cv2.warpAffine(image, maps[i], (w, h), borderMode=cv2.BORDER_REFLECT_101)
         sampled = cv2.remap(
             image, grid_x + dx[i], grid_y + dy[i], cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT
         )
-        out[i] = sampled.reshape(h, w, c)
+        out[i] = cv2.convertScaleAbs(sampled, beta=ops.TRUNCATE).reshape(h, w, c)
     return out
 
 
@@ -98,7 +101,7 @@ def elastic_transform(images: np.ndarray, severity: int, rng: np.random.Generato
     p = param_for("elastic_transform", images, severity)
     n, h, w, _ = images.shape
     maps, dx, dy = elastic_draws(rng, n, h, w, p)
-    return to_uint8(elastic_apply(to_float(images), maps, dx, dy))
+    return elastic_apply(images, maps, dx, dy)
 
 
 def _pil_box(image: np.ndarray, width: int, height: int) -> np.ndarray:
