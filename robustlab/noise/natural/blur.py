@@ -49,7 +49,7 @@ def glass_shuffle_index(
     """
     d = int(max_delta)
     size = height * width
-    index_type = np.int32 if n * size < 2**31 else np.int64
+    index_type = np.intp  # pointer-sized: NumPy gathers without converting the index
     if height - 2 * d < 1 or width - 2 * d < 1:
         return np.arange(n * size, dtype=index_type).reshape(n, height, width)
     inner = (height - 2 * d, width - 2 * d)
@@ -63,7 +63,7 @@ def glass_shuffle_index(
     out = np.empty((n, height, width), index_type)
     per = max(1, (1 << 16) // size)  # images per group: the index arrays stay in cache
     for a in range(0, n, per):
-        group = [offsets[c[a : a + per]] for c in codes]
+        group = [offsets.take(c[a : a + per]) for c in codes]
         local = _shuffle_group(len(group[0]), height, width, d, group, index_type)
         out[a : a + per] = local + index_type(a * size)
     return out
@@ -87,17 +87,18 @@ def _shuffle_group(
         # the copy continues through its source if the loop wrote that earlier: the source is
         # visited and later in raster order (offset > 0, the loop runs backwards)
         later = offset > 0
-        later &= visited[target]
+        later &= visited.take(target)
         cont = np.zeros(n * size, bool)
         cont.reshape(n, height, width)[block] = later
         result = src.copy()
         active = np.flatnonzero(cont)
-        cur = src[active]
+        cur = src.take(active)
         while len(active):
-            result[active] = src[cur]
-            more = cont[cur]
-            active, cur = active[more], src[cur[more]]
-        total = total[result]
+            step = src.take(cur)
+            result[active] = step
+            more = cont.take(cur)
+            active, cur = active[more], step[more]
+        total = total.take(result)
     return total.reshape(n, height, width)
 
 
