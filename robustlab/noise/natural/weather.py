@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from robustlab.noise.natural import ops
@@ -74,29 +75,40 @@ def snow(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndar
     return snow_on(images, snow_layer(rng, n, h, w, p), p)
 
 
-def frost_crops(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
-    """N random height x width RGB crops (float32, 0-255) of the frost bank of this size class."""
+def frost_windows(rng: np.random.Generator, n: int, height: int, width: int) -> list[np.ndarray]:
+    """N random height x width RGB crops (uint8 views) of the frost bank of this size class."""
     bank = frost_bank(FROST_SCALE[resolution_class(height, width)], height, width)
     choice = rng.integers(len(bank), size=n)
-    crops = np.empty((n, height, width, 3), np.float32)
-    for i, k in enumerate(choice):
+    crops = []
+    for k in choice:
         texture = bank[k]
         top = int(rng.integers(texture.shape[0] - height))
         left = int(rng.integers(texture.shape[1] - width))
-        crops[i] = texture[top : top + height, left : left + width]
+        crops.append(texture[top : top + height, left : left + width])
     return crops
 
 
 @corruptions.register("frost")
 def frost(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """Frost: image_weight * x + frost_weight * a random crop of a frost texture (0-255 scale)."""
+    """Frost: image_weight * x + frost_weight * a random crop of a frost texture (0-255 scale).
+
+    RGB images blend with their crop in one OpenCV ``addWeighted`` each (float32 arithmetic,
+    rounding y + GUARD - 1/2 to 8 bits: the references' truncation); grey images take the
+    crop's luma.
+    """
     image_weight, frost_weight = param_for("frost", images, severity)
     n, h, w, c = images.shape
-    crops = frost_crops(rng, n, h, w)
+    crops = frost_windows(rng, n, h, w)
     if c == 1:
-        crops = luma(crops)
-    out = np.float32(image_weight) * images.astype(np.float32) + np.float32(frost_weight) * crops
-    return to_uint8(out, scale=1.0)
+        layer = luma(np.stack(crops).astype(np.float32))
+        out = (
+            np.float32(image_weight) * images.astype(np.float32) + np.float32(frost_weight) * layer
+        )
+        return to_uint8(out, scale=1.0)
+    out = np.empty_like(images)
+    for i, crop in enumerate(crops):
+        cv2.addWeighted(images[i], image_weight, crop, frost_weight, ops.TRUNCATE, out[i])
+    return out
 
 
 def fog_on(images: np.ndarray, plasma: np.ndarray, strength: float) -> np.ndarray:
