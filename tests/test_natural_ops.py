@@ -19,6 +19,7 @@ from robustlab.noise.natural.digital import (
     opencv_copies_like_pil,
 )
 from robustlab.noise.natural.extra import saturate_float
+from robustlab.noise.natural.weather import snow_noise
 
 
 def blocks(values: np.ndarray, size: int) -> np.ndarray:
@@ -430,3 +431,23 @@ def test_salt_and_pepper_is_the_impulse_tables_draw() -> None:
         # a value changes with probability about the amount (less by 1/256 for 0 and 255);
         # 14,400 values: standard error under 0.004
         assert abs((direct != x).mean() - amount) < 0.015
+
+
+def test_snow_noise_is_drawn_where_the_zoom_reads() -> None:
+    """A generator draws snow noise only in the zoom's centre block; zooming it equals zooming
+    any noise that agrees on that block, and the block holds N(mean, std) values."""
+    p = natural.TABLES["large"]["snow"][2]  # zoom 4: ceil(224 / 4) = 56 rows read, 84 .. 139
+    rows = ops.zoom_support(224, p.zoom)
+    assert (rows.start, rows.stop) == (84, 140)
+    z = snow_noise(np.random.default_rng(0), 2, 224, 224, p)
+    assert not z[:, :84].any() and not z[:, :, 140:].any()
+    block = z[:, rows, rows]
+    assert block.mean() == pytest.approx(p.mean, abs=0.02)
+    assert block.std() == pytest.approx(p.std, abs=0.02)
+    other = np.random.default_rng(1).normal(size=z.shape).astype(np.float32)
+    other[:, rows, rows] = block
+    assert np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))
+    other[:, 83, 100] += 1  # a value outside the block is never read; one inside is
+    assert np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))
+    other[:, 84, 100] += 1
+    assert not np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))

@@ -256,6 +256,12 @@ def zoom_taps(n: int, factor: float, full: bool = False) -> tuple[np.ndarray, ..
     return lo, hi, w_lo, w_hi
 
 
+def zoom_support(n: int, factor: float) -> slice:
+    """The input positions along a side of ``n`` that :func:`zoom_planes` reads."""
+    lo, hi, _, _ = zoom_taps(n, float(factor), True)
+    return slice(int(lo.min()), int(hi.max()) + 1)
+
+
 def zoom_planes(p: np.ndarray, factor: float) -> np.ndarray:
     """:func:`zoom_matrix` (``full``) applied to both sides of every plane of a P x H x W stack.
 

@@ -33,7 +33,7 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
     motion-blurred along U(-135, -45) degrees (the zoomed layer may be a pixel larger than the
     image; the blur sees it whole), rounded to 8 bits and cropped to the image.
     """
-    layer = ops.zoom_planes(normal32(rng, p.mean, p.std, (n, height, width)), p.zoom)
+    layer = ops.zoom_planes(snow_noise(rng, n, height, width, p), p.zoom)
     layer[layer < p.threshold] = 0
     np.clip(layer, 0, 1, out=layer)
     angles = rng.uniform(-135, -45, size=n)
@@ -42,6 +42,22 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
     np.round(quantised, out=quantised)
     quantised /= 255
     return quantised.astype(np.float32)
+
+
+def snow_noise(rng: np.random.Generator, n: int, height: int, width: int, p: Snow) -> np.ndarray:
+    """N x H x W float32 N(mean, std) noise of the snow layer, where the zoom reads it.
+
+    The zoom reads only its centre crop (a quarter to a twentieth of the image), so a
+    ``Generator`` draws just that block (the rest stays 0, never read); a legacy
+    ``RandomState`` (replaying the references) draws the whole image in their order.
+    """
+    if not isinstance(rng, np.random.Generator):
+        return normal32(rng, p.mean, p.std, (n, height, width))
+    rows, cols = ops.zoom_support(height, p.zoom), ops.zoom_support(width, p.zoom)
+    noise = np.zeros((n, height, width), np.float32)
+    block = (n, rows.stop - rows.start, cols.stop - cols.start)
+    noise[:, rows, cols] = normal32(rng, p.mean, p.std, block)
+    return noise
 
 
 def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
