@@ -62,6 +62,8 @@ def snow_noise(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
 
 def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
     """Blend images (uint8) towards their brightened grey, add the layer and its 180-degree turn."""
+    if images.shape[-1] == 3:
+        return np.stack([_snow_rgb(x, one, p.blend) for x, one in zip(images, layer, strict=True)])
     result = np.empty_like(images)
     for i in groups(images):  # group by group: the float temporaries stay in cache
         x = to_float(images[i])
@@ -76,6 +78,21 @@ def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
         out += _like(flakes[..., None], x.shape[-1])
         result[i] = to_uint8(out)
     return result
+
+
+def _snow_rgb(image: np.ndarray, layer: np.ndarray, blend: float) -> np.ndarray:
+    """:func:`snow_on` of one uint8 RGB image on the 0-255 scale, with OpenCV's float luma
+    (BT.601) and its rounding conversion to 8 bits (:data:`ops.TRUNCATE`)."""
+    x = image.astype(np.float32)
+    bright = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
+    bright *= np.float32(1.5)
+    bright += np.float32(127.5)
+    out = cv2.max(x, spread(bright[..., None]))
+    out = cv2.addWeighted(x, blend, out, 1 - blend, 0.0)
+    flakes = layer + layer[::-1, ::-1]
+    flakes *= np.float32(255)
+    out += spread(flakes[..., None])
+    return cv2.convertScaleAbs(out, beta=ops.TRUNCATE)
 
 
 def _like(plane: np.ndarray, channels: int) -> np.ndarray:
