@@ -351,14 +351,19 @@ def test_gaussian_noise_sigma() -> None:
 
 
 class _FixedIntegers:
-    """Stands in for a generator: ``integers`` returns the given 32-bit values."""
+    """Stands in for a generator drawing the given 32-bit values r in two 16-bit halves: the
+    first ``integers`` call returns every r's high half, the second the low halves of the
+    values at ``split`` (those whose guide bucket holds a step), in order."""
 
-    def __init__(self, values: list[int]) -> None:
-        self.values = np.array(values, np.uint32)
+    def __init__(self, values: list[int], split: list[int]) -> None:
+        r = np.array(values, np.uint32)
+        self.halves = [(r >> 16).astype(np.uint16), (r[split] & 0xFFFF).astype(np.uint16)]
 
     def integers(self, low, high, size, dtype):
-        assert (low, high, dtype) == (0, 1 << 32, np.uint32)
-        return self.values.reshape(size)
+        assert (low, high, dtype) == (0, 1 << 16, np.uint16)
+        values = self.halves.pop(0)
+        assert values.size == np.prod(size)
+        return values.reshape(size)
 
 
 def test_level_sampling_by_inversion_hand_computed() -> None:
@@ -374,7 +379,12 @@ def test_level_sampling_by_inversion_hand_computed() -> None:
     r = [1288490188, 1288490189, (3 << 30) - 1, 3 << 30, (1 << 32) - 1]
     r += [(1 << 31) - 1, 1 << 31, (1 << 31) + 4, (1 << 31) + 5, (1 << 31) + 9, 7]
     images = np.array([10] * 5 + [20] * 5 + [255], np.uint8)
-    out = levels.sample_levels(images, tables, _FixedIntegers(r))  # type: ignore[arg-type]
+    # buckets holding a step: 1288490189 >> 20 = 1228 (level 10: r 0 and 1), 2^31 >> 20 = 2048
+    # (level 20, steps at 2^31 + 5 and + 9: r 6 to 9); the others are settled by the guide
+    split = [0, 1, 6, 7, 8, 9]
+    fixed = _FixedIntegers(r, split)
+    out = levels.sample_levels(images, tables, fixed)  # type: ignore[arg-type]
+    assert fixed.halves == []  # both halves drawn
     assert out.tolist() == [0, 1, 1, 2, 2, 0, 1, 1, 2, 3, 0]
     with pytest.raises(ValueError, match="256 x 256"):
         levels.level_tables(np.ones((256, 10)))
@@ -424,10 +434,13 @@ def test_salt_and_pepper_is_the_impulse_tables_draw() -> None:
     tables with the same 32-bit uniforms (levels 0 and 255 included), and changes values."""
     x = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
     x[0, 0, :4, 0] = [0, 1, 254, 255]
+    r = np.random.default_rng(5).integers(0, 1 << 32, size=x.shape, dtype=np.uint32)
     for amount in (0.03, 0.27):
-        direct = noise.salt_and_pepper(x, amount, np.random.default_rng(5))
+        direct = noise.salt_and_pepper(x, amount, _Uniforms32(r))  # type: ignore[arg-type]
         tables = noise.impulse_tables(amount)
-        assert np.array_equal(direct, levels.sample_levels(x, tables, np.random.default_rng(5)))
+        split = np.flatnonzero(tables.guide[x, r >> 20] >= 256)  # buckets holding a step
+        fixed = _FixedIntegers(r.ravel().tolist(), split.tolist())
+        assert np.array_equal(direct, levels.sample_levels(x, tables, fixed))  # type: ignore[arg-type]
         # a value changes with probability about the amount (less by 1/256 for 0 and 255);
         # 14,400 values: standard error under 0.004
         assert abs((direct != x).mean() - amount) < 0.015
@@ -451,3 +464,14 @@ def test_snow_noise_is_drawn_where_the_zoom_reads() -> None:
     assert np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))
     other[:, 84, 100] += 1
     assert not np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))
+
+
+class _Uniforms32:
+    """Stands in for a generator: ``integers`` returns the given 32-bit values."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def integers(self, low, high, size, dtype):
+        assert (low, high, dtype) == (0, 1 << 32, np.uint32)
+        return self.values.reshape(size)
