@@ -123,8 +123,14 @@ def motion_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> 
     """Motion blur along a random direction U(-45, 45) degrees per image (radius, sigma)."""
     radius, sigma = param_for("motion_blur", images, severity)
     angles = rng.uniform(-45, 45, size=len(images))
-    blurred = ops.motion_blur(images.astype(np.float32), angles, radius, sigma)
-    return to_uint8(blurred, scale=1.0)
+    if len(images) and images[0].size < ops.MOTION_GROUP_VALUES:  # images blurred in groups
+        blurred = ops.motion_blur(images.astype(np.float32), angles, radius, sigma)
+        return to_uint8(blurred, scale=1.0)
+    out = np.empty_like(images)
+    for i, image in enumerate(images):  # large images: one at a time, converted in cache
+        blurred = ops.motion_blur(image[None].astype(np.float32), angles[i : i + 1], radius, sigma)
+        out[i] = to_uint8(blurred, scale=1.0)[0]
+    return out
 
 
 def zoom_factors(stop: float, step: float) -> np.ndarray:
