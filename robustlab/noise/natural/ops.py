@@ -174,6 +174,17 @@ def gaussian_blur(
 TRUNCATE = 2e-4 - 0.5
 
 
+def warp_planes(image: np.ndarray) -> np.ndarray:
+    """One uint8 H x W x C image as float32 for OpenCV's warps: RGB gains a fourth channel.
+
+    OpenCV's bilinear ``remap`` and ``warpAffine`` have vectorised paths for one and four float
+    channels but not three: on four channels they run two to three times faster with the same
+    values in the first three (the fourth is dropped afterwards).
+    """
+    x = image.astype(np.float32)
+    return cv2.cvtColor(x, cv2.COLOR_RGB2RGBA) if x.shape[-1] == 3 else x
+
+
 def filtered_uint8(images: np.ndarray, run: Callable[[np.ndarray, np.ndarray], None]) -> np.ndarray:
     """uint8 N x H x W x C images through a linear filter on the 0-255 scale, truncated to uint8.
 
