@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 from scipy.ndimage import map_coordinates  # noqa: E402
 
 from robustlab.noise.natural import apply_corruption, ops, tables, textures  # noqa: E402
-from robustlab.noise.natural._base import to_float, to_uint8  # noqa: E402
+from robustlab.noise.natural._base import to_uint8  # noqa: E402
 from robustlab.noise.natural.digital import elastic_apply, elastic_draws  # noqa: E402
 from robustlab.noise.natural.extra import liquid_layer, spatter_on  # noqa: E402
 from robustlab.noise.natural.weather import fog_on, snow_layer, snow_on  # noqa: E402
@@ -126,7 +126,7 @@ def test_elastic_warp_with_the_forks_field(photos) -> None:
                 u = rs.uniform(-224 * 0.005, 224 * 0.005, size=(224, 224))
                 g = skfilters.gaussian(u, np.array([2.24, 2.24]), mode="reflect", truncate=3)
                 fields.append((g * alpha).astype(np.float32)[None])
-            ours = to_uint8(elastic_apply(to_float(photo[None]), None, *fields))[0]
+            ours = elastic_apply(photo[None], None, *fields)[0]
             expected = fork("elastic_transform", photo, severity, seed)
             assert max_diff(ours, expected) <= 1, (severity, i)
 
@@ -138,7 +138,7 @@ def test_elastic_follows_make_imagenet_c(photos) -> None:
         p = LARGE["elastic_transform"][severity - 1]
         photo = photos[severity % 3]
         maps, dx, dy = elastic_draws(np.random.RandomState(severity), 1, 224, 224, p)
-        ours = to_uint8(elastic_apply(to_float(photo[None]), maps, dx, dy))[0]
+        ours = elastic_apply(photo[None], maps, dx, dy)[0]
 
         rs = np.random.RandomState(severity)
         image = photo.astype(np.float32) / 255

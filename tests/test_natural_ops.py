@@ -19,6 +19,7 @@ from robustlab.noise.natural.digital import (
     opencv_copies_like_pil,
 )
 from robustlab.noise.natural.extra import saturate_float
+from robustlab.noise.natural.weather import snow_noise
 
 
 def blocks(values: np.ndarray, size: int) -> np.ndarray:
@@ -350,14 +351,19 @@ def test_gaussian_noise_sigma() -> None:
 
 
 class _FixedIntegers:
-    """Stands in for a generator: ``integers`` returns the given 32-bit values."""
+    """Stands in for a generator drawing the given 32-bit values r in two 16-bit halves: the
+    first ``integers`` call returns every r's high half, the second the low halves of the
+    values at ``split`` (those whose guide bucket holds a step), in order."""
 
-    def __init__(self, values: list[int]) -> None:
-        self.values = np.array(values, np.uint32)
+    def __init__(self, values: list[int], split: list[int]) -> None:
+        r = np.array(values, np.uint32)
+        self.halves = [(r >> 16).astype(np.uint16), (r[split] & 0xFFFF).astype(np.uint16)]
 
     def integers(self, low, high, size, dtype):
-        assert (low, high, dtype) == (0, 1 << 32, np.uint32)
-        return self.values.reshape(size)
+        assert (low, high, dtype) == (0, 1 << 16, np.uint16)
+        values = self.halves.pop(0)
+        assert values.size == np.prod(size)
+        return values.reshape(size)
 
 
 def test_level_sampling_by_inversion_hand_computed() -> None:
@@ -373,7 +379,12 @@ def test_level_sampling_by_inversion_hand_computed() -> None:
     r = [1288490188, 1288490189, (3 << 30) - 1, 3 << 30, (1 << 32) - 1]
     r += [(1 << 31) - 1, 1 << 31, (1 << 31) + 4, (1 << 31) + 5, (1 << 31) + 9, 7]
     images = np.array([10] * 5 + [20] * 5 + [255], np.uint8)
-    out = levels.sample_levels(images, tables, _FixedIntegers(r))  # type: ignore[arg-type]
+    # buckets holding a step: 1288490189 >> 20 = 1228 (level 10: r 0 and 1), 2^31 >> 20 = 2048
+    # (level 20, steps at 2^31 + 5 and + 9: r 6 to 9); the others are settled by the guide
+    split = [0, 1, 6, 7, 8, 9]
+    fixed = _FixedIntegers(r, split)
+    out = levels.sample_levels(images, tables, fixed)  # type: ignore[arg-type]
+    assert fixed.halves == []  # both halves drawn
     assert out.tolist() == [0, 1, 1, 2, 2, 0, 1, 1, 2, 3, 0]
     with pytest.raises(ValueError, match="256 x 256"):
         levels.level_tables(np.ones((256, 10)))
@@ -416,3 +427,51 @@ def test_frost_bank_is_fixed_and_fits_the_image() -> None:
     for scale, side in [(0.2, 28), (0.2, 64), (1.0, 224), (1.0, 700)]:
         for texture in textures.frost_bank(scale, side, side):
             assert texture.shape[0] > side and texture.shape[1] > side
+
+
+def test_salt_and_pepper_is_the_impulse_tables_draw() -> None:
+    """The direct salt-and-pepper draw gives the same bytes as inversion of the impulse law's
+    tables with the same 32-bit uniforms (levels 0 and 255 included), and changes values."""
+    x = np.random.default_rng(0).integers(0, 256, (3, 40, 40, 3), dtype=np.uint8)
+    x[0, 0, :4, 0] = [0, 1, 254, 255]
+    r = np.random.default_rng(5).integers(0, 1 << 32, size=x.shape, dtype=np.uint32)
+    for amount in (0.03, 0.27):
+        direct = noise.salt_and_pepper(x, amount, _Uniforms32(r))  # type: ignore[arg-type]
+        tables = noise.impulse_tables(amount)
+        split = np.flatnonzero(tables.guide[x, r >> 20] >= 256)  # buckets holding a step
+        fixed = _FixedIntegers(r.ravel().tolist(), split.tolist())
+        assert np.array_equal(direct, levels.sample_levels(x, tables, fixed))  # type: ignore[arg-type]
+        # a value changes with probability about the amount (less by 1/256 for 0 and 255);
+        # 14,400 values: standard error under 0.004
+        assert abs((direct != x).mean() - amount) < 0.015
+
+
+def test_snow_noise_is_drawn_where_the_zoom_reads() -> None:
+    """A generator draws snow noise only in the zoom's centre block; zooming it equals zooming
+    any noise that agrees on that block, and the block holds N(mean, std) values."""
+    p = natural.TABLES["large"]["snow"][2]  # zoom 4: ceil(224 / 4) = 56 rows read, 84 .. 139
+    rows = ops.zoom_support(224, p.zoom)
+    assert (rows.start, rows.stop) == (84, 140)
+    z = snow_noise(np.random.default_rng(0), 2, 224, 224, p)
+    assert not z[:, :84].any() and not z[:, :, 140:].any()
+    block = z[:, rows, rows]
+    assert block.mean() == pytest.approx(p.mean, abs=0.02)
+    assert block.std() == pytest.approx(p.std, abs=0.02)
+    other = np.random.default_rng(1).normal(size=z.shape).astype(np.float32)
+    other[:, rows, rows] = block
+    assert np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))
+    other[:, 83, 100] += 1  # a value outside the block is never read; one inside is
+    assert np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))
+    other[:, 84, 100] += 1
+    assert not np.array_equal(ops.zoom_planes(z, p.zoom), ops.zoom_planes(other, p.zoom))
+
+
+class _Uniforms32:
+    """Stands in for a generator: ``integers`` returns the given 32-bit values."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values = values
+
+    def integers(self, low, high, size, dtype):
+        assert (low, high, dtype) == (0, 1 << 32, np.uint32)
+        return self.values.reshape(size)

@@ -49,6 +49,31 @@ def check_severity(severity: object) -> int:
     return int(severity)
 
 
+def uniform32(
+    rng: np.random.Generator, low: float, high: float, size: tuple[int, ...]
+) -> np.ndarray:
+    """U(low, high) float32 draws: float32 straight from a ``Generator`` (half the work), the
+    float64 draws cast to float32 from a legacy ``RandomState`` (to replay references)."""
+    if not isinstance(rng, np.random.Generator):
+        return rng.uniform(low, high, size=size).astype(np.float32)
+    u = rng.random(size, dtype=np.float32)
+    u *= np.float32(high - low)
+    u += np.float32(low)
+    return u
+
+
+def normal32(
+    rng: np.random.Generator, mean: float, std: float, size: tuple[int, ...]
+) -> np.ndarray:
+    """N(mean, std^2) float32 draws, like :func:`uniform32` (float32 from a ``Generator``)."""
+    if not isinstance(rng, np.random.Generator):
+        return rng.normal(mean, std, size=size).astype(np.float32)
+    z = rng.standard_normal(size, dtype=np.float32)
+    z *= np.float32(std)
+    z += np.float32(mean)
+    return z
+
+
 def to_float(images: np.ndarray) -> np.ndarray:
     """uint8 images -> float32 in [0, 1]."""
     return images.astype(np.float32) * np.float32(1 / 255)

@@ -8,25 +8,29 @@ import cv2
 import numpy as np
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import corruptions, to_float, to_uint8
+from robustlab.noise.natural._base import corruptions, to_uint8
 from robustlab.noise.natural.tables import Glass, param_for
 
 
-def defocus(x: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
-    """Convolve float N x H x W x C images with the anti-aliased disk (OpenCV REFLECT_101)."""
+def defocus(images: np.ndarray, radius: float, alias_blur: float) -> np.ndarray:
+    """Convolve uint8 N x H x W x C images with the anti-aliased disk (OpenCV REFLECT_101),
+    truncated to uint8 like the reference (:func:`ops.filtered_uint8`)."""
     kernel = ops.disk_kernel(radius, alias_blur).astype(np.float32)
-    out = np.empty_like(x)
-    for i, image in enumerate(x):
-        blurred = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
-        out[i] = blurred.reshape(image.shape)
-    return out
+
+    def run(image: np.ndarray, dst: np.ndarray) -> None:
+        cv2.filter2D(image, cv2.CV_32F, kernel, dst, delta=ops.TRUNCATE, borderType=REFLECT_101)
+
+    return ops.filtered_uint8(images, run)
+
+
+REFLECT_101 = cv2.BORDER_REFLECT_101
 
 
 @corruptions.register("defocus_blur")
 def defocus_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Defocus: per-channel convolution with an anti-aliased disk (radius, alias sigma)."""
     radius, alias_blur = param_for("defocus_blur", images, severity)
-    return to_uint8(defocus(to_float(images), radius, alias_blur))
+    return defocus(images, radius, alias_blur)
 
 
 def glass_shuffle_index(
@@ -45,7 +49,7 @@ def glass_shuffle_index(
     """
     d = int(max_delta)
     size = height * width
-    index_type = np.int32 if n * size < 2**31 else np.int64
+    index_type = np.intp  # pointer-sized: NumPy gathers without converting the index
     if height - 2 * d < 1 or width - 2 * d < 1:
         return np.arange(n * size, dtype=index_type).reshape(n, height, width)
     inner = (height - 2 * d, width - 2 * d)
@@ -59,7 +63,7 @@ def glass_shuffle_index(
     out = np.empty((n, height, width), index_type)
     per = max(1, (1 << 16) // size)  # images per group: the index arrays stay in cache
     for a in range(0, n, per):
-        group = [offsets[c[a : a + per]] for c in codes]
+        group = [offsets.take(c[a : a + per]) for c in codes]
         local = _shuffle_group(len(group[0]), height, width, d, group, index_type)
         out[a : a + per] = local + index_type(a * size)
     return out
@@ -83,34 +87,35 @@ def _shuffle_group(
         # the copy continues through its source if the loop wrote that earlier: the source is
         # visited and later in raster order (offset > 0, the loop runs backwards)
         later = offset > 0
-        later &= visited[target]
+        later &= visited.take(target)
         cont = np.zeros(n * size, bool)
         cont.reshape(n, height, width)[block] = later
         result = src.copy()
         active = np.flatnonzero(cont)
-        cur = src[active]
+        cur = src.take(active)
         while len(active):
-            result[active] = src[cur]
-            more = cont[cur]
-            active, cur = active[more], src[cur[more]]
-        total = total[result]
+            step = src.take(cur)
+            result[active] = step
+            more = cont.take(cur)
+            active, cur = active[more], step[more]
+        total = total.take(result)
     return total.reshape(n, height, width)
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
-    """Blur, truncate to uint8, shuffle pixels locally, blur again (float result in [0, 1])."""
+    """Blur, truncate to uint8, shuffle pixels locally, blur again and truncate (uint8)."""
     n, h, w, c = x_uint8.shape
-    blurred = to_uint8(ops.gaussian_blur(to_float(x_uint8), params.sigma))
+    blurred = ops.gaussian_blur_uint8(x_uint8, params.sigma)
     index = glass_shuffle_index(rng, n, h, w, params.max_delta, params.iterations)
     pixels = blurred.reshape(n * h * w, c).view(np.dtype((np.void, c)))  # one item per pixel
     shuffled = np.take(pixels, index.ravel()).view(np.uint8).reshape(n, h, w, c)
-    return ops.gaussian_blur(to_float(shuffled), params.sigma)
+    return ops.gaussian_blur_uint8(shuffled, params.sigma)
 
 
 @corruptions.register("glass_blur")
 def glass_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Frosted glass: Gaussian blur, local pixel shuffle (max_delta, iterations), blur again."""
-    return to_uint8(glass(images, param_for("glass_blur", images, severity), rng))
+    return glass(images, param_for("glass_blur", images, severity), rng)
 
 
 @corruptions.register("motion_blur")
@@ -118,8 +123,14 @@ def motion_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> 
     """Motion blur along a random direction U(-45, 45) degrees per image (radius, sigma)."""
     radius, sigma = param_for("motion_blur", images, severity)
     angles = rng.uniform(-45, 45, size=len(images))
-    blurred = ops.motion_blur(images.astype(np.float32), angles, radius, sigma)
-    return to_uint8(blurred, scale=1.0)
+    if len(images) and images[0].size < ops.MOTION_GROUP_VALUES:  # images blurred in groups
+        blurred = ops.motion_blur(images.astype(np.float32), angles, radius, sigma)
+        return to_uint8(blurred, scale=1.0)
+    out = np.empty_like(images)
+    for i, image in enumerate(images):  # large images: one at a time, converted in cache
+        blurred = ops.motion_blur(image[None].astype(np.float32), angles[i : i + 1], radius, sigma)
+        out[i] = to_uint8(blurred, scale=1.0)[0]
+    return out
 
 
 def zoom_factors(stop: float, step: float) -> np.ndarray:
@@ -127,23 +138,27 @@ def zoom_factors(stop: float, step: float) -> np.ndarray:
     return np.arange(1, stop, step)
 
 
-def zoom(x: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """Average of the image and its centre zooms by each factor (float32 N x H x W x C).
+def zoom(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Average of uint8 images and their centre zooms by each factor, truncated to uint8.
 
     Each zoom samples the image bilinearly where :func:`ops.zoom_matrix` does (scipy's
     ``zoom(order=1)`` of the centre crop), as one OpenCV ``remap`` per image and factor with
-    maps cached per size and factor; an image and its running sum stay in cache throughout.
+    maps cached per size and factor, on the 0-255 scale; an image and its running sum stay in
+    cache throughout, and the mean is scaled and truncated in one OpenCV conversion.
     """
-    n, h, w, c = x.shape
+    n, h, w, c = images.shape
     maps = [zoom_maps(h, w, float(f)) for f in factors]
-    out = np.empty_like(x)
+    scale = 1 / (len(factors) + 1)
+    out = np.empty_like(images)
     for i in range(n):
-        acc = x[i].copy()
+        x = ops.warp_planes(images[i])  # RGB as four channels: OpenCV's fast path
+        acc = x.copy()
+        zoomed = np.empty_like(x)
         for map_x, map_y in maps:
-            zoomed = cv2.remap(x[i], map_x, map_y, cv2.INTER_LINEAR, None, cv2.BORDER_REPLICATE)
-            acc += zoomed.reshape(h, w, c)
-        out[i] = acc
-    out *= np.float32(1 / (len(factors) + 1))
+            cv2.remap(x, map_x, map_y, cv2.INTER_LINEAR, zoomed, cv2.BORDER_REPLICATE)
+            acc += zoomed
+        mean = cv2.convertScaleAbs(acc, alpha=scale, beta=ops.TRUNCATE)
+        out[i] = mean.reshape(h, w, -1)[..., :c]
     return out
 
 
@@ -170,4 +185,4 @@ def zoom_maps(height: int, width: int, factor: float) -> tuple[np.ndarray, np.nd
 def zoom_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Zoom blur: mean of the image and its centre zooms by 1, 1 + step, ... < stop."""
     stop, step = param_for("zoom_blur", images, severity)
-    return to_uint8(zoom(to_float(images), zoom_factors(stop, step)))
+    return zoom(images, zoom_factors(stop, step))

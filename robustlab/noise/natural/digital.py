@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import corruptions, to_float, to_uint8
+from robustlab.noise.natural._base import corruptions, to_float, to_uint8, uniform32
 from robustlab.noise.natural.tables import Elastic, param_for
 
 
@@ -52,30 +52,47 @@ def elastic_draws(
     )
     fields = []
     for _ in range(2):
-        noise = rng.uniform(-1, 1, size=(n, height, width)).astype(np.float32)
+        noise = uniform32(rng, -1, 1, (n, height, width))
         smooth = ops.gaussian_planes(noise, p.sigma, "reflect", truncate=3.0)
         smooth *= np.float32(p.alpha)
         fields.append(smooth)
     return maps, fields[0], fields[1]
 
 
-def elastic_apply(x: np.ndarray, maps: np.ndarray, dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+def elastic_apply(
+    images: np.ndarray, maps: np.ndarray | None, dx: np.ndarray, dy: np.ndarray
+) -> np.ndarray:
     """Affine warp (OpenCV, bilinear, REFLECT_101), then bilinear resampling at (y + dy, x + dx).
 
-    ``x`` is float32 N x H x W x C; the resampling reflects at the borders like
-    ``scipy.ndimage.map_coordinates(order=1, mode="reflect")``. ``maps=None`` skips the warp.
+    ``images`` is uint8 N x H x W x C, resampled on the 0-255 scale in float32 and truncated to
+    uint8 like the reference. The resampling reflects at the borders like
+    ``scipy.ndimage.map_coordinates(order=1, mode="reflect")`` (OpenCV ``remap`` with
+    ``BORDER_REFLECT``, which mirrors the pixel indices the same way). ``maps=None`` skips the
+    warp. One image at a time, so an image and its warp stay in cache.
     """
-    n, h, w, c = x.shape
-    if maps is not None:
-        warped = np.empty_like(x)
-        for i in range(n):
-            out = cv2.warpAffine(x[i], maps[i], (w, h), borderMode=cv2.BORDER_REFLECT_101)
-            warped[i] = out.reshape(h, w, c)
-        x = warped
+    n, h, w, c = images.shape
+    grid_x, grid_y = pixel_grid(h, w)
+    out = np.empty_like(images)
+    for i in range(n):
+        image = ops.warp_planes(images[i])  # RGB as four channels: OpenCV's fast path
+        if maps is not None:
+            image = cv2.warpAffine(image, maps[i], (w, h), borderMode=cv2.BORDER_REFLECT_101)
+        sampled = cv2.remap(
+            image, grid_x + dx[i], grid_y + dy[i], cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT
+        )
+        out[i] = cv2.convertScaleAbs(sampled, beta=ops.TRUNCATE).reshape(h, w, -1)[..., :c]
+    return out
+
+
+@lru_cache(maxsize=64)
+def pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates (float32 H x W each, read-only)."""
     yy, xx = np.meshgrid(
-        np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
+        np.arange(height, dtype=np.float32), np.arange(width, dtype=np.float32), indexing="ij"
     )
-    return ops.sample_bilinear(x, yy + dy, xx + dx, "reflect")
+    for grid in (xx, yy):
+        grid.setflags(write=False)
+    return xx, yy
 
 
 @corruptions.register("elastic_transform")
@@ -84,7 +101,7 @@ def elastic_transform(images: np.ndarray, severity: int, rng: np.random.Generato
     p = param_for("elastic_transform", images, severity)
     n, h, w, _ = images.shape
     maps, dx, dy = elastic_draws(rng, n, h, w, p)
-    return to_uint8(elastic_apply(to_float(images), maps, dx, dy))
+    return elastic_apply(images, maps, dx, dy)
 
 
 def _pil_box(image: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -35,7 +35,7 @@ def speckle_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -
 def gaussian_blur(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Gaussian blur of sigma px (edges repeated, kernel truncated at 4 sigma, as scikit-image)."""
     sigma = param_for("gaussian_blur", images, severity)
-    return to_uint8(ops.gaussian_blur(to_float(images), sigma))
+    return ops.gaussian_blur_uint8(images, sigma)
 
 
 def liquid_layer(
@@ -71,17 +71,38 @@ def water_mask(layer: np.ndarray, intensity: float) -> np.ndarray:
 
 def spatter_on(images: np.ndarray, layer: np.ndarray, p: Spatter) -> np.ndarray:
     """Apply liquid layers (N x H x W) to uint8 images: water drops or mud blots."""
-    x = as_rgb(to_float(images))
     if p.mud == 0:
         m = np.stack([water_mask(one, p.intensity) for one in layer])[..., None]
-        out = np.clip(x + m * _WATER, 0, 1)
     else:
         blots = (layer > p.threshold).astype(np.float32)
         m = ops.gaussian_planes(blots, p.intensity)
         m[m < 0.8] = 0
         m = m[..., None]
-        out = np.clip(x * (1 - m) + m * _MUD, 0, 1)
+    if images.shape[-1] == 3:
+        colour = _MUD if p.mud else _WATER
+        return np.stack(
+            [_liquid_rgb(x, one, colour, bool(p.mud)) for x, one in zip(images, m, strict=True)]
+        )
+    x = as_rgb(to_float(images))
+    out = np.clip(x * (1 - m) + m * _MUD if p.mud else x + m * _WATER, 0, 1)
     return to_uint8(like_input(out, images.shape[-1]))
+
+
+def _liquid_rgb(image: np.ndarray, m: np.ndarray, colour: np.ndarray, mud: bool) -> np.ndarray:
+    """One uint8 RGB image under its liquid mask m (H x W x 1), on the 0-255 scale.
+
+    Water: x + 255 m colour; mud: x + m (255 colour - x), i.e. x (1 - m) + 255 m colour;
+    clipped to [0, 255] and truncated by OpenCV's rounding conversion (:data:`ops.TRUNCATE`).
+    """
+    x = image.astype(np.float32)
+    layer = spread(m)
+    if mud:
+        shift = np.float32(255) * colour - x
+        shift *= layer
+    else:
+        shift = layer * (np.float32(255) * colour)
+    shift += x
+    return cv2.convertScaleAbs(shift, beta=ops.TRUNCATE)
 
 
 @corruptions.register("spatter")

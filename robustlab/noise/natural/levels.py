@@ -3,10 +3,11 @@
 A value-wise noise (Gaussian, shot, speckle, impulse) followed by ImageNet-C's
 ``uint8(clip(x, 0, 1) * 255)`` turns input grey level k into output level j with a probability
 that depends on k alone. Given that law as a 256 x 256 table of CDFs, :func:`sample_levels`
-draws every output by inversion with one 32-bit uniform integer: a guide table (4096 buckets
-of the uniform per level) answers directly unless a CDF step falls inside the drawn bucket,
-and a short loop over the thresholds settles those few. The result has the law of the
-reference's float pipeline to 2^-32 in probability, without its float temporaries.
+draws every output by inversion with one 32-bit uniform integer (in two 16-bit halves): a
+guide table (4096 buckets of the uniform per level) answers directly unless a CDF step falls
+inside the drawn bucket, and a short loop over the thresholds settles those few. The result
+has the law of the reference's float pipeline to 2^-32 in probability, without its float
+temporaries.
 """
 
 from __future__ import annotations
@@ -52,20 +53,38 @@ def level_tables(cdf: np.ndarray) -> LevelTables:
     return LevelTables(thresholds, guide)
 
 
+#: Values per step of :func:`sample_levels`: a step's index and guide arrays stay in cache.
+CHUNK = 1 << 17
+
+
 def sample_levels(images: np.ndarray, tables: LevelTables, rng: np.random.Generator) -> np.ndarray:
-    """One draw of the output law of each uint8 value of ``images`` (same shape, uint8)."""
-    r = rng.integers(0, 1 << 32, size=images.shape, dtype=np.uint32)
-    index = images.astype(np.uint32)
-    index <<= GUIDE_BITS
-    index |= r >> (32 - GUIDE_BITS)
-    guide = tables.guide.ravel()[index]
+    """One draw of the output law of each uint8 value of ``images`` (same shape, uint8).
+
+    The 32-bit uniform r of a value is drawn in two 16-bit halves: the high half for every value
+    (its top :data:`GUIDE_BITS` bits pick the guide bucket, which settles almost all draws), the
+    low half only for the few values whose bucket holds a step; halves drawn independently make
+    r exactly uniform. The guide lookups go chunk by chunk (:data:`CHUNK` values) with a
+    pointer-sized index, so that NumPy's gather neither converts the index nor leaves the cache.
+    """
+    high = rng.integers(0, 1 << 16, size=images.shape, dtype=np.uint16).ravel()
+    flat = images.ravel()
+    table = tables.guide.ravel()
+    guide = np.empty(flat.shape, np.uint16)
+    index = np.empty(min(CHUNK, len(flat)), np.intp)
+    for a in range(0, len(flat), CHUNK):
+        b = min(a + CHUNK, len(flat))
+        step = index[: b - a]
+        np.left_shift(flat[a:b], GUIDE_BITS, out=step, dtype=np.intp)
+        step |= high[a:b] >> (16 - GUIDE_BITS)
+        np.take(table, step, out=guide[a:b])
     out = guide.astype(np.uint8)  # the low byte: the count at the bucket's start
     split = np.flatnonzero(guide >= LEVELS)
     if len(split):
-        out.flat[split] = _refine(
-            images.ravel()[split], r.ravel()[split], out.ravel()[split], tables.thresholds
-        )
-    return out
+        low = rng.integers(0, 1 << 16, size=len(split), dtype=np.uint16)
+        r = high[split].astype(np.int64) << 16
+        r |= low
+        out[split] = _refine(flat[split], r, out[split], tables.thresholds)
+    return out.reshape(images.shape)
 
 
 def _refine(

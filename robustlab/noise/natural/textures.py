@@ -17,18 +17,24 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from robustlab.noise.natural._base import uniform32
+
 
 def next_power_of_two(n: int) -> int:
     """The smallest power of two >= n (1 for n <= 1)."""
     return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
 
 
-def plasma_fractal(rng: np.random.Generator, n: int, size: int, decay: float) -> np.ndarray:
+def plasma_fractal(
+    rng: np.random.Generator, n: int, size: int, decay: float, float32_draws: bool = True
+) -> np.ndarray:
     """n diamond-square height maps of ``size`` x ``size`` (a power of two), each in [0, 1].
 
     Fog's field in ImageNet-C: midpoints get the mean of their 4 neighbours (wrapping around) plus
     U(-w, w) * w, with w = 100 at the coarsest step and w / decay at each finer one; the map is
     float32 and each level draws its noise in the order squares, then the two diamond sets.
+    The draws are float32 (:func:`uniform32`) unless ``float32_draws`` is False (float64, as
+    the fixed frost bank was made).
     """
     if size & (size - 1):
         raise ValueError(f"plasma size must be a power of two, got {size}")
@@ -39,18 +45,29 @@ def plasma_fractal(rng: np.random.Generator, n: int, size: int, decay: float) ->
         corners = m[:, 0::step, 0::step]
         squares = corners + np.roll(corners, -1, axis=1)
         squares += np.roll(squares, -1, axis=2)
-        m[:, half::step, half::step] = squares / 4 + wibble * rng.uniform(
-            -wibble, wibble, squares.shape
+        m[:, half::step, half::step] = squares / 4 + _wobble(
+            rng, wibble, squares.shape, float32_draws
         )
         centres, corners = m[:, half::step, half::step], m[:, 0::step, 0::step]
         across = (centres + np.roll(centres, 1, axis=1)) + (corners + np.roll(corners, -1, axis=2))
-        m[:, 0::step, half::step] = across / 4 + wibble * rng.uniform(-wibble, wibble, across.shape)
+        m[:, 0::step, half::step] = across / 4 + _wobble(rng, wibble, across.shape, float32_draws)
         down = (centres + np.roll(centres, 1, axis=2)) + (corners + np.roll(corners, -1, axis=1))
-        m[:, half::step, 0::step] = down / 4 + wibble * rng.uniform(-wibble, wibble, down.shape)
+        m[:, half::step, 0::step] = down / 4 + _wobble(rng, wibble, down.shape, float32_draws)
         step //= 2
         wibble /= decay
     m -= m.min(axis=(1, 2), keepdims=True)
     return m / m.max(axis=(1, 2), keepdims=True)
+
+
+def _wobble(
+    rng: np.random.Generator, wibble: float, shape: tuple[int, ...], float32_draws: bool
+) -> np.ndarray:
+    """``wibble * U(-wibble, wibble)``: float32 draws, or float64 ones."""
+    if not float32_draws:
+        return wibble * rng.uniform(-wibble, wibble, shape)
+    u = uniform32(rng, -wibble, wibble, shape)
+    u *= np.float32(wibble)
+    return u
 
 
 class FrostStyle(NamedTuple):
@@ -129,7 +146,7 @@ def frost_texture(index: int) -> np.ndarray:
     rng = np.random.default_rng([FROST_SEED, index])
     h, w = style.height, style.width
     size = next_power_of_two(max(h, w))
-    base = plasma_fractal(rng, 1, size, 1.6)[0, :h, :w]
+    base = plasma_fractal(rng, 1, size, 1.6, float32_draws=False)[0, :h, :w]
     crystals = cv2.GaussianBlur(_crystals(rng, h, w, style), (0, 0), 0.6)
     fine = np.abs(cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 0.8))
     field = style.base * _standardise(base) + (1 - style.base) * _standardise(crystals)

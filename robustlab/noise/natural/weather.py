@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from robustlab.noise.natural import ops
@@ -16,6 +17,7 @@ from robustlab.noise.natural._base import (
     corruptions,
     groups,
     luma,
+    normal32,
     spread,
     to_float,
     to_uint8,
@@ -31,7 +33,7 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
     motion-blurred along U(-135, -45) degrees (the zoomed layer may be a pixel larger than the
     image; the blur sees it whole), rounded to 8 bits and cropped to the image.
     """
-    layer = ops.zoom_planes(rng.normal(p.mean, p.std, size=(n, height, width)), p.zoom)
+    layer = ops.zoom_planes(snow_noise(rng, n, height, width, p), p.zoom)
     layer[layer < p.threshold] = 0
     np.clip(layer, 0, 1, out=layer)
     angles = rng.uniform(-135, -45, size=n)
@@ -42,8 +44,26 @@ def snow_layer(rng: np.random.Generator, n: int, height: int, width: int, p: Sno
     return quantised.astype(np.float32)
 
 
+def snow_noise(rng: np.random.Generator, n: int, height: int, width: int, p: Snow) -> np.ndarray:
+    """N x H x W float32 N(mean, std) noise of the snow layer, where the zoom reads it.
+
+    The zoom reads only its centre crop (a quarter to a twentieth of the image), so a
+    ``Generator`` draws just that block (the rest stays 0, never read); a legacy
+    ``RandomState`` (replaying the references) draws the whole image in their order.
+    """
+    if not isinstance(rng, np.random.Generator):
+        return normal32(rng, p.mean, p.std, (n, height, width))
+    rows, cols = ops.zoom_support(height, p.zoom), ops.zoom_support(width, p.zoom)
+    noise = np.zeros((n, height, width), np.float32)
+    block = (n, rows.stop - rows.start, cols.stop - cols.start)
+    noise[:, rows, cols] = normal32(rng, p.mean, p.std, block)
+    return noise
+
+
 def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
     """Blend images (uint8) towards their brightened grey, add the layer and its 180-degree turn."""
+    if images.shape[-1] == 3:
+        return np.stack([_snow_rgb(x, one, p.blend) for x, one in zip(images, layer, strict=True)])
     result = np.empty_like(images)
     for i in groups(images):  # group by group: the float temporaries stay in cache
         x = to_float(images[i])
@@ -60,6 +80,21 @@ def snow_on(images: np.ndarray, layer: np.ndarray, p: Snow) -> np.ndarray:
     return result
 
 
+def _snow_rgb(image: np.ndarray, layer: np.ndarray, blend: float) -> np.ndarray:
+    """:func:`snow_on` of one uint8 RGB image on the 0-255 scale, with OpenCV's float luma
+    (BT.601) and its rounding conversion to 8 bits (:data:`ops.TRUNCATE`)."""
+    x = image.astype(np.float32)
+    bright = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
+    bright *= np.float32(1.5)
+    bright += np.float32(127.5)
+    out = cv2.max(x, spread(bright[..., None]))
+    out = cv2.addWeighted(x, blend, out, 1 - blend, 0.0)
+    flakes = layer + layer[::-1, ::-1]
+    flakes *= np.float32(255)
+    out += spread(flakes[..., None])
+    return cv2.convertScaleAbs(out, beta=ops.TRUNCATE)
+
+
 def _like(plane: np.ndarray, channels: int) -> np.ndarray:
     """An H x W x 1 float32 plane repeated to ``channels`` channels (1 or 3)."""
     return plane if channels == 1 else spread(plane)
@@ -73,29 +108,40 @@ def snow(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndar
     return snow_on(images, snow_layer(rng, n, h, w, p), p)
 
 
-def frost_crops(rng: np.random.Generator, n: int, height: int, width: int) -> np.ndarray:
-    """N random height x width RGB crops (float32, 0-255) of the frost bank of this size class."""
+def frost_windows(rng: np.random.Generator, n: int, height: int, width: int) -> list[np.ndarray]:
+    """N random height x width RGB crops (uint8 views) of the frost bank of this size class."""
     bank = frost_bank(FROST_SCALE[resolution_class(height, width)], height, width)
     choice = rng.integers(len(bank), size=n)
-    crops = np.empty((n, height, width, 3), np.float32)
-    for i, k in enumerate(choice):
+    crops = []
+    for k in choice:
         texture = bank[k]
         top = int(rng.integers(texture.shape[0] - height))
         left = int(rng.integers(texture.shape[1] - width))
-        crops[i] = texture[top : top + height, left : left + width]
+        crops.append(texture[top : top + height, left : left + width])
     return crops
 
 
 @corruptions.register("frost")
 def frost(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
-    """Frost: image_weight * x + frost_weight * a random crop of a frost texture (0-255 scale)."""
+    """Frost: image_weight * x + frost_weight * a random crop of a frost texture (0-255 scale).
+
+    RGB images blend with their crop in one OpenCV ``addWeighted`` each (float32 arithmetic,
+    rounding y + GUARD - 1/2 to 8 bits: the references' truncation); grey images take the
+    crop's luma.
+    """
     image_weight, frost_weight = param_for("frost", images, severity)
     n, h, w, c = images.shape
-    crops = frost_crops(rng, n, h, w)
+    crops = frost_windows(rng, n, h, w)
     if c == 1:
-        crops = luma(crops)
-    out = np.float32(image_weight) * images.astype(np.float32) + np.float32(frost_weight) * crops
-    return to_uint8(out, scale=1.0)
+        layer = luma(np.stack(crops).astype(np.float32))
+        out = (
+            np.float32(image_weight) * images.astype(np.float32) + np.float32(frost_weight) * layer
+        )
+        return to_uint8(out, scale=1.0)
+    out = np.empty_like(images)
+    for i, crop in enumerate(crops):
+        cv2.addWeighted(images[i], image_weight, crop, frost_weight, ops.TRUNCATE, out[i])
+    return out
 
 
 def fog_on(images: np.ndarray, plasma: np.ndarray, strength: float) -> np.ndarray:
