@@ -30,7 +30,7 @@ def repo_root() -> Path:
     return REPO
 
 
-@background.build("smoke_reference")
+@background.build("smoke_reference", nice=4)  # the longest run
 def _smoke_reference(folder: Path) -> Reference:
     return build_reference(folder, smoke_config(), push=False)
 

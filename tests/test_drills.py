@@ -4,9 +4,9 @@ A copy of the session's finished reference run (``tiny_reference``, tests/confte
 PGD-AT model and its metrics table, so its next `dvc repro` retrains that model and reruns what
 depends on it (CLAT, the attacks, transfer, the report), not the whole grid. That run is killed
 with SIGKILL (its whole process group) while the model trains and again while an attack runs,
-then rerun: its tables must equal the reference's. A copy of that copy then gets a truncated
-results table, which the next run must rebuild instead of reading, and a copy of the rebuilt one
-two concurrent `make run`. A fresh clone checks that a failing job leaves no partial outputs and
+then rerun: its tables must equal the reference's. Other copies of the reference get a
+truncated results table, which the next run must rebuild instead of reading, and two
+concurrent `make run`. A fresh clone checks that a failing job leaves no partial outputs and
 a log naming the cause. Each of these runs is built in the background (tests/background.py).
 """
 
@@ -116,10 +116,10 @@ def test_runs_killed_during_training_and_attacks_end_as_an_uninterrupted_run(dri
 TRUNCATED = "results/fashion_mnist/small_cnn/pgd_at/adversarial/pgd_linf.parquet"
 
 
-@background.build("truncated", after=["drilled"])
-def _truncate(folder: Path, drilled: dict) -> dict:
-    """A copy of the drilled run with a results table cut in half, then rerun."""
-    repo = copy_run(drilled["repo"], folder / "repo")
+@background.build("truncated", after=["tiny_reference"])
+def _truncate(folder: Path, tiny_reference: Reference) -> dict:
+    """A copy of the reference run with a results table cut in half, then rerun."""
+    repo = copy_run(tiny_reference.repo, folder / "repo")
     good = (repo / TRUNCATED).read_bytes()
     (repo / TRUNCATED).write_bytes(good[: len(good) // 2])
     status = run(["dvc", "status"], repo).stdout
@@ -142,11 +142,11 @@ def test_a_truncated_results_table_is_rebuilt_not_read(truncated, reference):
     assert "up to date" in run(["dvc", "status"], repo).stdout
 
 
-@background.build("concurrent_runs", after=["truncated"])
-def _two_make_runs(folder: Path, truncated: dict) -> dict:
-    """Two `make run` in a copy of the rebuilt run, the second started while the first
+@background.build("concurrent_runs", after=["tiny_reference"])
+def _two_make_runs(folder: Path, tiny_reference: Reference) -> dict:
+    """Two `make run` in a copy of the reference run, the second started while the first
     aggregates."""
-    repo = copy_run(truncated["repo"], folder / "repo")
+    repo = copy_run(tiny_reference.repo, folder / "repo")
     venv = Path(sys.executable).parent.parent
     make = ["make", "--no-print-directory", "run", f"VENV={venv}", "STAMP="]
     # make the first run do some work: the aggregate table and everything after it
