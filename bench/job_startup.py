@@ -25,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # stages.server, when run as a script
 # rules whose job runs a stage of another name
 STAGE_OF_RULE = {"train_snapshot": "train"}
 
@@ -64,7 +65,6 @@ def job_seconds(stage: str, repeats: int, env: dict[str, str]) -> float:
 
 def warm_server() -> tuple[subprocess.Popen, dict[str, str], float]:
     """A running stage server, the environment that uses it and the seconds until it served."""
-    sys.path.insert(0, str(ROOT))
     from stages import server
 
     start = time.perf_counter()

@@ -77,11 +77,10 @@ def wanted(environ: os._Environ | dict) -> bool:
     return environ.get(SWITCH_VAR, "1") != "0" and hasattr(os, "pidfd_open")
 
 
-def start(threads: int, cwd: Path, timeout: float = 10.0) -> subprocess.Popen | None:
-    """Start a server for this process's jobs and point them at it (``ROBUSTLAB_STAGE_SERVER``).
+def spawn(threads: int, cwd: Path, timeout: float = 10.0) -> tuple[subprocess.Popen, Path] | None:
+    """Start a server; its process and socket, or None when it does not listen in ``timeout`` s.
 
-    ``cwd``: the repository root (where ``stages`` is). Returns None, and the jobs run on their
-    own, when the server does not listen within ``timeout`` seconds.
+    ``threads``: the jobs' BLAS and OpenMP threads; ``cwd``: the repository root.
     """
     folder = Path(tempfile.mkdtemp(prefix="robustlab-stages-"))  # mode 0700
     address = folder / "server.sock"
@@ -99,17 +98,31 @@ def start(threads: int, cwd: Path, timeout: float = 10.0) -> subprocess.Popen | 
     deadline = time.monotonic() + timeout
     while not address.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            stop(proc)
+            terminate(proc)
             shutil.rmtree(folder, ignore_errors=True)
             return None
         time.sleep(0.02)
-    os.environ[ADDRESS_VAR] = str(address)
-    return proc
+    return proc, address
+
+
+def start(threads: int, cwd: Path, timeout: float = 10.0) -> subprocess.Popen | None:
+    """:func:`spawn` a server for this process's jobs and point them at it (the environment
+    variable ``ROBUSTLAB_STAGE_SERVER``); None, and the jobs start cold, if it does not listen."""
+    started = spawn(threads, cwd, timeout)
+    if started is None:
+        return None
+    os.environ[ADDRESS_VAR] = str(started[1])
+    return started[0]
 
 
 def stop(proc: subprocess.Popen | None) -> None:
-    """Stop a server from :func:`start` (its running jobs with it) and forget its address."""
+    """Stop a server from :func:`start` and forget its address."""
     os.environ.pop(ADDRESS_VAR, None)
+    terminate(proc)
+
+
+def terminate(proc: subprocess.Popen | None) -> None:
+    """End a server (SIGTERM: it stops its running jobs and removes its socket)."""
     if proc is None or proc.poll() is not None:
         return
     proc.terminate()

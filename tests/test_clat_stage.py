@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from safetensors.torch import load_file
 from robustlab.data.images import ImageSet, write_images
 from robustlab.models.store import load_model
 from stages.clat import init_weights_path
+from tests.stage_cli import stage_command, stage_env
 
 TRAIN_CONFIG = {"epochs": 2, "batch_size": 20, "lr": 0.05, "val_pgd_steps": 2, "amp": "none"}
 CLAT_CONFIG = {
@@ -45,8 +45,10 @@ def _table(path):
 
 
 def _run(module, *args, cwd):
-    cmd = [sys.executable, "-m", f"stages.{module}", *map(str, args), "--no-progress"]
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    cmd = [*stage_command(module), *map(str, args), "--no-progress"]
+    done = subprocess.run(
+        cmd, cwd=cwd, env=stage_env(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     return done
 

@@ -23,6 +23,7 @@ import yaml
 from robustlab.metrics.table import HEADLINE_KEYS, metrics_json
 from robustlab.report.dvc_plots import PLOT_KINDS, to_csv, training_rows
 from tests.pipeline_helpers import REPO, copy_repo, run
+from tests.stage_cli import stage_command, stage_env
 from tests.test_report_fixtures import DATASET, MINIMAL_ARCHS, Tree, write_tree
 
 # the fixture's autoattack runs at the largest eps only: the partial-level WCAR warning
@@ -41,8 +42,10 @@ def tree(tmp_path_factory) -> Tree:
 
 
 def _stage(module: str, *args: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", f"stages.{module}", *args]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    cmd = [*stage_command(module), *args]
+    return subprocess.run(
+        cmd, cwd=REPO, env=stage_env(), capture_output=True, text=True, check=False
+    )
 
 
 def _run_args(tree: Tree) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from robustlab.metrics.table import (
     validate_metrics_frame,
     write_metrics,
 )
+from tests.stage_cli import stage_command, stage_env
 
 # ADV below has fgsm at one eps only: the partial-level warning is expected (tested on its own).
 pytestmark = pytest.mark.filterwarnings("ignore:WCAR at:UserWarning")
@@ -654,9 +654,7 @@ def write_run(root: Path, dataset: str, arch: str, technique: str, nat: pd.DataF
 
 def aggregate(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = [
-        sys.executable,
-        "-m",
-        "stages.aggregate",
+        *stage_command("aggregate"),
         "--results-dir",
         str(root / "results"),
         "--models-dir",
@@ -673,7 +671,9 @@ def aggregate(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         "fgsm",
         *extra,
     ]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        cmd, cwd=REPO, env=stage_env(), capture_output=True, text=True, check=False
+    )
 
 
 def test_aggregate_cli(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from robustlab.report.html import render_report
 from robustlab.report.panels import rows_per_dataset
 from robustlab.report.plan import ALL_FIGURES, figure_names, scaling_series, sweep_archs
 from tests.pipeline_helpers import copy_repo, run
+from tests.stage_cli import stage_command, stage_env
 from tests.test_report_fixtures import (
     CHECKSUM,
     EVIL,
@@ -44,7 +44,7 @@ BASE += ["metrics_vs_macs"]
 
 def _stage(module: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, capture_output=True, text=True
+        [*stage_command(module), *args], cwd=REPO, env=stage_env(), capture_output=True, text=True
     )
 
 

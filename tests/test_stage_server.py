@@ -22,18 +22,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def warm(tmp_path_factory) -> dict[str, str]:
+def warm() -> dict:
     """A running server; the environment that points launchers at it."""
-    saved = os.environ.get(server.ADDRESS_VAR)
-    proc = server.start(1, cwd=REPO)
-    assert proc is not None, "the server did not start listening"
-    environ = {**os.environ, "PYTHONPATH": str(REPO)}
-    environ.pop("SLURM_JOB_ID", None)
-    os.environ.pop(server.ADDRESS_VAR)
+    started = server.spawn(1, cwd=REPO)
+    assert started is not None, "the server did not start listening"
+    proc, address = started
+    environ = {k: v for k, v in os.environ.items() if k != "SLURM_JOB_ID"}
+    environ.update({"PYTHONPATH": str(REPO), server.ADDRESS_VAR: str(address)})
     yield {"env": environ, "proc": proc}
-    server.stop(proc)
-    if saved is not None:
-        os.environ[server.ADDRESS_VAR] = saved
+    server.terminate(proc)
 
 
 def _launch(args: list[str], env: dict, cwd: Path = REPO, **kw) -> subprocess.CompletedProcess:
@@ -150,10 +147,12 @@ def test_a_signal_to_the_launcher_reaches_the_job_and_ends_both(warm, tmp_path):
 
 def test_stopping_the_server_stops_its_jobs_and_removes_its_socket(tmp_path):
     proc = server.start(1, cwd=REPO)
-    address = Path(os.environ.pop(server.ADDRESS_VAR))
-    environ = {**os.environ, "PYTHONPATH": str(REPO), server.ADDRESS_VAR: str(address)}
+    assert proc is not None
+    address = Path(os.environ[server.ADDRESS_VAR])  # what the jobs of this process inherit
+    environ = {**os.environ, "PYTHONPATH": str(REPO)}
     launcher, child = _blocked_job({"proc": proc, "env": environ}, tmp_path)
     server.stop(proc)
+    assert server.ADDRESS_VAR not in os.environ
     assert proc.returncode == 0
     assert _gone(child)
     launcher.stderr.close()  # unblocks the launcher's own message
