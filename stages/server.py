@@ -25,6 +25,8 @@ Guarantees:
   peer user is checked.
 - Without a server (``ROBUSTLAB_WARM_START=0``, SLURM jobs, a dry run) ``stages.launch``
   execs ``python -m stages.NAME`` itself, the same job.
+- The code is the code of the run's start: edits to robustlab or stages during a run reach the
+  next run (cold jobs would pick them up at their own start).
 """
 
 from __future__ import annotations
@@ -143,9 +145,14 @@ def stage_names() -> list[str]:
 
 
 def preload() -> None:
-    """Import every stage (and so torch, pandas and the library); run nothing."""
+    """Import every stage (and so torch, pandas and the library); run nothing.
+
+    A stage that fails to import is skipped: its jobs import it again in their child and fail
+    there with the error, as they would on their own.
+    """
     for name in stage_names():
-        importlib.import_module(f"stages.{name}")
+        with contextlib.suppress(Exception):
+            importlib.import_module(f"stages.{name}")
 
 
 def _die_with_parent(parent: int) -> None:
