@@ -75,8 +75,15 @@ class Job:
 
 
 def wanted(environ: os._Environ | dict) -> bool:
-    """Whether a run should start a server (``ROBUSTLAB_WARM_START`` not 0, Linux pidfds)."""
-    return environ.get(SWITCH_VAR, "1") != "0" and hasattr(os, "pidfd_open")
+    """Whether a run should start a server: ``ROBUSTLAB_WARM_START`` is not 0 and the kernel
+    has process file descriptors (Linux 5.3), which the server waits on."""
+    if environ.get(SWITCH_VAR, "1") == "0":
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def spawn(threads: int, cwd: Path, timeout: float = 10.0) -> tuple[subprocess.Popen, Path] | None:

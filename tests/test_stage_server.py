@@ -100,6 +100,12 @@ def test_a_launched_job_prints_and_ends_as_python_m_would(warm, tmp_path, args):
     assert (launched.returncode == 0) == (args[-1] == "--help")
 
 
+def test_a_run_starts_a_server_unless_warm_start_is_off():
+    assert server.wanted({})
+    assert server.wanted({server.SWITCH_VAR: "1"})
+    assert not server.wanted({server.SWITCH_VAR: "0"})
+
+
 def test_without_a_server_the_launcher_runs_the_stage_itself(tmp_path):
     environ = {**os.environ, "PYTHONPATH": str(REPO)}
     environ[server.ADDRESS_VAR] = str(tmp_path / "nobody-listens.sock")
