@@ -262,7 +262,9 @@ class Server:
         try:
             if _peer_uid(conn) != os.getuid():
                 raise PermissionError("another user")
+            conn.settimeout(10)  # a launcher sends its request at once; never wait on another
             data, fds, _, _ = socket.recv_fds(conn, MESSAGE_BYTES, len(STREAMS))
+            conn.settimeout(None)
             request = json.loads(data)
             if request["stage"] not in self.stages or len(fds) != len(request["streams"]):
                 raise ValueError(f"no stage named {request['stage']!r}")
