@@ -12,8 +12,10 @@ a log naming the cause. Each of these runs is built in the background (tests/bac
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +60,18 @@ def _running(proc, module: str) -> bool:
     return any(f"-m stages.launch {module} " in c for c in group_commands(proc.pid))
 
 
+def _stopped_with_a_checkpoint(proc, repo: Path) -> bool:
+    """Whether a model trains and has written an epoch's checkpoint; if so the run's process
+    group is left stopped (SIGSTOP), so that the kill comes before the training ends."""
+    if not _running(proc, "train"):
+        return False
+    os.killpg(proc.pid, signal.SIGSTOP)  # an epoch of the tiny grid takes a fraction of a second
+    if any(repo.glob("models/**/checkpoint.safetensors")):
+        return True
+    os.killpg(proc.pid, signal.SIGCONT)
+    return False
+
+
 @background.build("drilled", after=["tiny_reference"])
 def _drill(base: Path, tiny_reference: Reference) -> dict:
     """A copy of the reference run without one model, killed while training, then while
@@ -70,10 +84,7 @@ def _drill(base: Path, tiny_reference: Reference) -> dict:
     proc = start(["dvc", "repro"], repo, base / "run1.log")
     # an epoch is done (its checkpoint written) and the job still trains
     wait_until(
-        lambda: any(repo.glob("models/**/checkpoint.safetensors")) and _running(proc, "train"),
-        proc,
-        timeout=600,
-        what="a training checkpoint",
+        lambda: _stopped_with_a_checkpoint(proc, repo), proc, timeout=600, what="a checkpoint"
     )
     facts["checkpoints"] = sorted(p.parent.name for p in repo.glob("models/**/checkpoint.*"))
     kill_group(proc)
