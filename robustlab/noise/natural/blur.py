@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import corruptions, to_uint8
+from robustlab.noise.natural._base import corruptions, small_integers, to_uint8
 from robustlab.noise.natural.tables import Glass, param_for
 
 
@@ -56,9 +56,12 @@ def glass_shuffle_index(
     code = np.arange(4 * d * d)
     code_type = np.uint8 if len(code) <= 256 else np.uint16
     # all draws first, in the reference's order (iteration by iteration, each over the batch)
-    codes = [
-        rng.integers(0, len(code), size=(n, *inner), dtype=code_type) for _ in range(iterations)
-    ]
+    if code_type is np.uint8:
+        codes = [small_integers(rng, len(code), (n, *inner)) for _ in range(iterations)]
+    else:
+        codes = [
+            rng.integers(0, len(code), size=(n, *inner), dtype=code_type) for _ in range(iterations)
+        ]
     offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
     out = np.empty((n, height, width), index_type)
     per = max(1, (1 << 16) // size)  # images per group: the index arrays stay in cache
