@@ -43,7 +43,8 @@ def liquid_layer(
 ) -> np.ndarray:
     """N x H x W float64: N(mean, std) noise, Gaussian-blurred (edges repeated), zeroed below
     ``threshold``."""
-    layer = ops.gaussian_planes(rng.normal(p.mean, p.std, size=(n, height, width)), p.sigma)
+    noise = rng.normal(p.mean, p.std, size=(n, height, width))
+    layer = np.ascontiguousarray(ops.gaussian_planes(noise, p.sigma))
     # zero below the threshold: OpenCV keeps values above nextafter(threshold, -inf)
     below = np.nextafter(np.float64(p.threshold), -np.inf)
     rows = layer.reshape(-1, width)
