@@ -7,7 +7,8 @@ draws every output by inversion with one 32-bit uniform integer (in two 16-bit h
 guide table (4096 buckets of the uniform per level) answers directly unless a CDF step falls
 inside the drawn bucket, and a short loop over the thresholds settles those few. The result
 has the law of the reference's float pipeline to 2^-32 in probability, without its float
-temporaries.
+temporaries. A law that is one offset law shifted by k (Gaussian noise: out = clip(k + d)) is
+drawn from that offset law alone (:func:`sample_offsets`), with a finer guide.
 """
 
 from __future__ import annotations
