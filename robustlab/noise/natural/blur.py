@@ -159,7 +159,7 @@ def zoom(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
         zoomed = np.empty_like(x)
         for map_x, map_y in maps:
             cv2.remap(x, map_x, map_y, cv2.INTER_LINEAR, zoomed, cv2.BORDER_REPLICATE)
-            acc += zoomed
+            cv2.add(acc, zoomed, dst=acc)
         mean = cv2.convertScaleAbs(acc, alpha=scale, beta=ops.TRUNCATE)
         out[i] = mean.reshape(h, w, -1)[..., :c]
     return out
