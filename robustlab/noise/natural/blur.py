@@ -82,17 +82,20 @@ def _shuffle_group(
     here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
     visited = np.zeros(n * size, bool)
     visited.reshape(n, height, width)[block] = True
-    total = flat
+    total = None
+    # outside the block every pixel is its own source and no copy continues: written once
+    src, cont = flat.copy(), np.zeros(n * size, bool)
+    src_block, cont_block = (
+        src.reshape(n, height, width)[block],
+        cont.reshape(n, height, width)[block],
+    )
     for offset in offsets:
         target = here + offset
-        src = flat.copy()
-        src.reshape(n, height, width)[block] = target
+        src_block[...] = target
         # the copy continues through its source if the loop wrote that earlier: the source is
         # visited and later in raster order (offset > 0, the loop runs backwards)
-        later = offset > 0
-        later &= visited.take(target)
-        cont = np.zeros(n * size, bool)
-        cont.reshape(n, height, width)[block] = later
+        np.greater(offset, 0, out=cont_block)
+        cont_block &= visited.take(target)
         result = src.copy()
         active = np.flatnonzero(cont)
         cur = src.take(active)
@@ -101,8 +104,8 @@ def _shuffle_group(
             result[active] = step
             more = cont.take(cur)
             active, cur = active[more], step[more]
-        total = total.take(result)
-    return total.reshape(n, height, width)
+        total = result if total is None else total.take(result)
+    return (flat if total is None else total).reshape(n, height, width)
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
