@@ -56,14 +56,8 @@ def uniform32(
     float64 draws cast to float32 from a legacy ``RandomState`` (to replay references)."""
     if not isinstance(rng, np.random.Generator):
         return rng.uniform(low, high, size=size).astype(np.float32)
-    count = int(np.prod(size))
-    if _raw_ready(rng, count, 2):  # random(dtype=float32): (32-bit draw >> 8) x 2^-24
-        bits = rng.bit_generator.random_raw(count // 2).view(np.uint32)
-        u = np.right_shift(bits, 8, out=bits).astype(np.float32).reshape(size)
-        u *= np.float32(high - low) * np.float32(2.0**-24)  # exact: a power of two
-    else:
-        u = rng.random(size, dtype=np.float32)
-        u *= np.float32(high - low)
+    u = rng.random(size, dtype=np.float32)
+    u *= np.float32(high - low)
     u += np.float32(low)
     return u
 
