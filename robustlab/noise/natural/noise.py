@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
 from robustlab.noise.natural._base import GUARD, corruptions, uniform_bits
@@ -121,8 +122,13 @@ def salt_and_pepper(images: np.ndarray, amount: float, rng: np.random.Generator)
     thresholds = impulse_tables(amount).thresholds
     pepper, salt = np.uint32(thresholds[1, 0]), thresholds[1, 1]  # level 1: 0, 1, 255
     r = uniform_bits(rng, images.shape, np.uint32)
-    out = images.copy()
-    np.putmask(out, r < pepper, 0)
-    if salt < 1 << 32:
-        np.putmask(out, r >= np.uint32(salt), 255)
-    return out
+    if images.size == 0:
+        return images.copy()
+    # OpenCV on r as int32 (r - 2^32 from 2^31; t_0 <= 2^31 <= t_1): a 255 mask where
+    # 0 <= r < t_0 (pepper) and where t_1 - 2^32 <= r - 2^32 < 0 (salt), then
+    # max(x - pepper, salt) with uint8 saturation
+    rows = r.view(np.int32).reshape(-1, images.shape[-1])
+    is_pepper = cv2.inRange(rows, 0, int(pepper) - 1)
+    is_salt = cv2.inRange(rows, int(salt) - (1 << 32), -1)
+    out = cv2.subtract(images.reshape(rows.shape), is_pepper)
+    return cv2.max(out, is_salt, dst=out).reshape(images.shape)
