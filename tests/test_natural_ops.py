@@ -475,3 +475,97 @@ class _Uniforms32:
     def integers(self, low, high, size, dtype):
         assert (low, high, dtype) == (0, 1 << 32, np.uint32)
         return self.values.reshape(size)
+
+
+def test_raw_draws_are_the_generators_numbers() -> None:
+    """The raw-bit readers give a PCG64 generator's own numbers and leave it in the same state
+    (the next draw agrees), and fall back to the generator where they cannot (a buffered 32-bit
+    half, a count that does not fill whole 64-bit outputs, a bound that is not a power of two)."""
+
+    def both(draw, reference, prime=None):
+        mine, theirs = np.random.default_rng(11), np.random.default_rng(11)
+        if prime is not None:  # leaves a 32-bit half buffered in both
+            prime(mine), prime(theirs)
+        a, b = draw(mine), reference(theirs)
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert mine.integers(0, 1 << 30) == theirs.integers(0, 1 << 30)
+
+    odd32 = lambda g: g.integers(0, 1 << 32, size=3, dtype=np.uint32)  # noqa: E731
+    for shape in [(4, 8, 8, 3), (3, 5)]:
+        for dtype in (np.uint16, np.uint32):
+            top = 1 << (8 * np.dtype(dtype).itemsize)
+            for prime in (None, odd32):
+                both(
+                    lambda g, d=dtype, s=shape: natural._base.uniform_bits(g, s, d),
+                    lambda g, d=dtype, s=shape, t=top: g.integers(0, t, size=s, dtype=d),
+                    prime,
+                )
+        for high in (4, 16, 36, 64):
+            both(
+                lambda g, h=high, s=shape: natural._base.small_integers(g, h, s),
+                lambda g, h=high, s=shape: g.integers(0, h, size=s, dtype=np.uint8),
+            )
+        for low, high in [(-1.0, 1.0), (-0.3, 2.7)]:
+
+            def reference(g, lo=low, hi=high, s=shape):
+                u = g.random(s, dtype=np.float32)
+                u *= np.float32(hi - lo)
+                u += np.float32(lo)
+                return u
+
+            both(
+                lambda g, lo=low, hi=high, s=shape: natural._base.uniform32(g, lo, hi, s), reference
+            )
+
+
+def test_offset_sampling_hand_computed() -> None:
+    # d = -1, 0, 1 with probabilities 1/4, 1/2, 1/4: cdf[i] = P(d <= i - 256), thresholds
+    # ceil(p 2^32) = 2^30 at i = 255 (d <= -1), 3 x 2^30 at i = 256 (d <= 0), 2^32 from 257
+    cdf = np.zeros(512)
+    cdf[255], cdf[256], cdf[257:] = 0.25, 0.75, 1.0
+    tables = levels.offset_tables(cdf)
+    assert tables.thresholds[254:258].tolist() == [0, 1 << 30, 3 << 30, 1 << 32]
+    # bucket h holds r in [h 2^16, (h + 1) 2^16): the steps fall on bucket starts 2^14, 3 x 2^14
+    assert tables.guide[[0, (1 << 14) - 1, 1 << 14, 3 << 14, (1 << 16) - 1]].tolist() == [
+        -1,
+        -1,
+        0,
+        1,
+        1,
+    ]
+    assert not (tables.guide == levels.SPLIT).any()
+    # k = 0, 100, 255 with r below 2^30 (d = -1), at 2^31 (d = 0), at 3 x 2^30 (d = 1):
+    # clip(k + d) = 0, 99, 254 / 0, 100, 255 / 1, 101, 255
+    images = np.array([0, 100, 255] * 3, np.uint8)
+    r = [5] * 3 + [1 << 31] * 3 + [3 << 30] * 3
+    out = levels.sample_offsets(images, tables, _FixedIntegers(r, []))  # type: ignore[arg-type]
+    assert out.tolist() == [0, 99, 254, 0, 100, 255, 1, 101, 255]
+    # a step inside a bucket: P(d <= -1) = 1/4 + 1e-9 -> threshold 2^30 + 5 (2^30 + 4.29), so
+    # bucket 2^14 is split and its r are settled by the low half: 2^30 + 4 -> d = -1, + 5 -> 0
+    cdf[255] = 0.25 + 1e-9
+    tables = levels.offset_tables(cdf)
+    assert tables.guide[1 << 14] == levels.SPLIT
+    r = [(1 << 30) + 4, (1 << 30) + 5, 7]
+    fixed = _FixedIntegers(r, [0, 1])
+    out = levels.sample_offsets(np.array([50, 50, 50], np.uint8), tables, fixed)  # type: ignore[arg-type]
+    assert fixed.halves == [] and out.tolist() == [49, 50, 49]
+    with pytest.raises(ValueError, match="512 entries"):
+        levels.offset_tables(np.ones(256))
+
+
+def test_gaussian_offsets_are_the_gaussian_tables_draw() -> None:
+    """Gaussian noise drawn as offsets gives the bytes of inverting the per-level tables with
+    the same 32-bit uniforms (levels 0 and 255, where the clipping acts, included)."""
+    x = np.random.default_rng(0).integers(0, 256, (2, 30, 30, 3), dtype=np.uint8)
+    x[0, 0, :4, 0] = [0, 1, 254, 255]
+    r = np.random.default_rng(5).integers(0, 1 << 32, size=x.size, dtype=np.uint32)
+    for sigma in (0.04, 0.38):
+        offsets, tables = noise.gaussian_offsets(sigma), noise.gaussian_tables(sigma)
+        split = np.flatnonzero(offsets.guide[r >> 16] == levels.SPLIT)
+        fixed = _FixedIntegers(r.tolist(), split.tolist())
+        out = levels.sample_offsets(x, offsets, fixed)  # type: ignore[arg-type]
+        assert fixed.halves == []
+        # the table inversion: #{j : r >= thresholds[k, j]}
+        expected = (r[:, None].astype(np.int64) >= tables.thresholds[x.ravel()]).sum(axis=1)
+        assert np.array_equal(out.ravel(), expected)
+        assert (out != x).mean() > 0.5  # noise of 10+ grey levels changes most values

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from robustlab.noise.natural import ops
-from robustlab.noise.natural._base import corruptions, to_uint8
+from robustlab.noise.natural._base import corruptions, small_integers, to_uint8
 from robustlab.noise.natural.tables import Glass, param_for
 
 
@@ -56,9 +56,12 @@ def glass_shuffle_index(
     code = np.arange(4 * d * d)
     code_type = np.uint8 if len(code) <= 256 else np.uint16
     # all draws first, in the reference's order (iteration by iteration, each over the batch)
-    codes = [
-        rng.integers(0, len(code), size=(n, *inner), dtype=code_type) for _ in range(iterations)
-    ]
+    if code_type is np.uint8:
+        codes = [small_integers(rng, len(code), (n, *inner)) for _ in range(iterations)]
+    else:
+        codes = [
+            rng.integers(0, len(code), size=(n, *inner), dtype=code_type) for _ in range(iterations)
+        ]
     offsets = ((code // (2 * d) - d) * width + code % (2 * d) - d).astype(index_type)
     out = np.empty((n, height, width), index_type)
     per = max(1, (1 << 16) // size)  # images per group: the index arrays stay in cache
@@ -79,17 +82,20 @@ def _shuffle_group(
     here = flat.reshape(n, height, width)[block].copy()  # the visited pixels, global indices
     visited = np.zeros(n * size, bool)
     visited.reshape(n, height, width)[block] = True
-    total = flat
+    total = None
+    # outside the block every pixel is its own source and no copy continues: written once
+    src, cont = flat.copy(), np.zeros(n * size, bool)
+    src_block, cont_block = (
+        src.reshape(n, height, width)[block],
+        cont.reshape(n, height, width)[block],
+    )
     for offset in offsets:
         target = here + offset
-        src = flat.copy()
-        src.reshape(n, height, width)[block] = target
+        src_block[...] = target
         # the copy continues through its source if the loop wrote that earlier: the source is
         # visited and later in raster order (offset > 0, the loop runs backwards)
-        later = offset > 0
-        later &= visited.take(target)
-        cont = np.zeros(n * size, bool)
-        cont.reshape(n, height, width)[block] = later
+        np.greater(offset, 0, out=cont_block)
+        cont_block &= visited.take(target)
         result = src.copy()
         active = np.flatnonzero(cont)
         cur = src.take(active)
@@ -98,8 +104,8 @@ def _shuffle_group(
             result[active] = step
             more = cont.take(cur)
             active, cur = active[more], step[more]
-        total = total.take(result)
-    return total.reshape(n, height, width)
+        total = result if total is None else total.take(result)
+    return (flat if total is None else total).reshape(n, height, width)
 
 
 def glass(x_uint8: np.ndarray, params: Glass, rng: np.random.Generator) -> np.ndarray:
@@ -156,7 +162,7 @@ def zoom(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
         zoomed = np.empty_like(x)
         for map_x, map_y in maps:
             cv2.remap(x, map_x, map_y, cv2.INTER_LINEAR, zoomed, cv2.BORDER_REPLICATE)
-            acc += zoomed
+            cv2.add(acc, zoomed, dst=acc)
         mean = cv2.convertScaleAbs(acc, alpha=scale, beta=ops.TRUNCATE)
         out[i] = mean.reshape(h, w, -1)[..., :c]
     return out

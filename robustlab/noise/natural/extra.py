@@ -43,8 +43,12 @@ def liquid_layer(
 ) -> np.ndarray:
     """N x H x W float64: N(mean, std) noise, Gaussian-blurred (edges repeated), zeroed below
     ``threshold``."""
-    layer = ops.gaussian_planes(rng.normal(p.mean, p.std, size=(n, height, width)), p.sigma)
-    layer[layer < p.threshold] = 0
+    noise = rng.normal(p.mean, p.std, size=(n, height, width))
+    layer = np.ascontiguousarray(ops.gaussian_planes(noise, p.sigma))
+    # zero below the threshold: OpenCV keeps values above nextafter(threshold, -inf)
+    below = np.nextafter(np.float64(p.threshold), -np.inf)
+    rows = layer.reshape(-1, width)
+    cv2.threshold(rows, below, 0, cv2.THRESH_TOZERO, dst=rows)
     return layer
 
 
@@ -94,14 +98,14 @@ def _liquid_rgb(image: np.ndarray, m: np.ndarray, colour: np.ndarray, mud: bool)
     Water: x + 255 m colour; mud: x + m (255 colour - x), i.e. x (1 - m) + 255 m colour;
     clipped to [0, 255] and truncated by OpenCV's rounding conversion (:data:`ops.TRUNCATE`).
     """
-    x = image.astype(np.float32)
     layer = spread(m)
-    if mud:
-        shift = np.float32(255) * colour - x
-        shift *= layer
+    paint = tuple(float(c) for c in np.float32(255) * colour) + (0.0,)  # float32 values
+    if mud:  # (255 colour - x) m + x, each step in float32 as NumPy's
+        shift = cv2.subtract(paint, image, dtype=cv2.CV_32F)
+        cv2.multiply(shift, layer, dst=shift)
     else:
-        shift = layer * (np.float32(255) * colour)
-    shift += x
+        shift = cv2.multiply(layer, paint)
+    cv2.add(shift, image, dst=shift, dtype=cv2.CV_32F)
     return cv2.convertScaleAbs(shift, beta=ops.TRUNCATE)
 
 

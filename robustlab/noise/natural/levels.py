@@ -7,14 +7,18 @@ draws every output by inversion with one 32-bit uniform integer (in two 16-bit h
 guide table (4096 buckets of the uniform per level) answers directly unless a CDF step falls
 inside the drawn bucket, and a short loop over the thresholds settles those few. The result
 has the law of the reference's float pipeline to 2^-32 in probability, without its float
-temporaries.
+temporaries. A law that is one offset law shifted by k (Gaussian noise: out = clip(k + d)) is
+drawn from that offset law alone (:func:`sample_offsets`), with a finer guide.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import cv2
 import numpy as np
+
+from robustlab.noise.natural._base import uniform_bits
 
 #: log2 of the guide-table buckets per grey level.
 GUIDE_BITS = 12
@@ -66,7 +70,7 @@ def sample_levels(images: np.ndarray, tables: LevelTables, rng: np.random.Genera
     r exactly uniform. The guide lookups go chunk by chunk (:data:`CHUNK` values) with a
     pointer-sized index, so that NumPy's gather neither converts the index nor leaves the cache.
     """
-    high = rng.integers(0, 1 << 16, size=images.shape, dtype=np.uint16).ravel()
+    high = uniform_bits(rng, images.shape, np.uint16).ravel()
     flat = images.ravel()
     table = tables.guide.ravel()
     guide = np.empty(flat.shape, np.uint16)
@@ -84,6 +88,67 @@ def sample_levels(images: np.ndarray, tables: LevelTables, rng: np.random.Genera
         r = high[split].astype(np.int64) << 16
         r |= low
         out[split] = _refine(flat[split], r, out[split], tables.thresholds)
+    return out.reshape(images.shape)
+
+
+class OffsetTables(NamedTuple):
+    """Inversion tables of an offset law: out = clip(k + d, 0, 255) with d independent of k.
+
+    ``thresholds[i]`` is the least 32-bit r with r / 2^32 >= P(d <= i - 256) for i in 0..511,
+    so that d = #{i : r >= thresholds[i]} - 256 (-256 stands for any d <= -256, 256 for any
+    d >= 256: both clip alike for every k). ``guide[h]`` is d for every r whose high 16 bits are
+    h, or :data:`SPLIT` where a threshold falls inside that bucket.
+    """
+
+    thresholds: np.ndarray  # 512 int64
+    guide: np.ndarray  # 2^16 int16
+
+
+#: Guide entry of an offset bucket holding a step (its values need their low 16 bits).
+SPLIT = 1000
+
+
+def offset_tables(cdf: np.ndarray) -> OffsetTables:
+    """:class:`OffsetTables` of ``cdf[i]`` = P(d <= i - 256), i = 0..511."""
+    cdf = np.asarray(cdf, np.float64)
+    if cdf.shape != (2 * LEVELS,):
+        raise ValueError(f"offset_tables: cdf must have 512 entries, got {cdf.shape}")
+    thresholds = np.ceil(np.maximum.accumulate(np.clip(cdf, 0.0, 1.0)) * 2.0**32).astype(np.int64)
+    low = np.arange(1 << 16, dtype=np.int64) << 16
+    first = np.searchsorted(thresholds, low, side="right")
+    last = np.searchsorted(thresholds, low + 0xFFFF, side="right")
+    guide = np.where(first == last, first - LEVELS, SPLIT).astype(np.int16)
+    for table in (thresholds, guide):
+        table.setflags(write=False)
+    return OffsetTables(thresholds, guide)
+
+
+def sample_offsets(
+    images: np.ndarray, tables: OffsetTables, rng: np.random.Generator
+) -> np.ndarray:
+    """One draw of clip(k + d, 0, 255) for each uint8 value k of ``images`` (same shape, uint8).
+
+    For the same 32-bit uniforms r this equals :func:`sample_levels` on the level tables of the
+    same law (row k, column j: P(d <= j - k)). The high 16 bits of r pick the offset from
+    :attr:`OffsetTables.guide`; the low 16 bits are drawn only for the values whose bucket holds
+    a step (far fewer than with the per-level guide: one offset table has 2^16 buckets).
+    """
+    if images.size == 0:
+        return images.copy()
+    high = uniform_bits(rng, images.shape, np.uint16).ravel()
+    flat = images.ravel()
+    offset = np.empty(flat.shape, np.int16)
+    for a in range(0, len(flat), CHUNK):
+        b = min(a + CHUNK, len(flat))
+        np.take(tables.guide, high[a:b].astype(np.intp), out=offset[a:b])
+    split = np.flatnonzero(offset == SPLIT)
+    if len(split):
+        low = rng.integers(0, 1 << 16, size=len(split), dtype=np.uint16)
+        r = high[split].astype(np.int64) << 16
+        r |= low
+        offset[split] = np.searchsorted(tables.thresholds, r, side="right") - LEVELS
+    # saturating k + d (OpenCV's mixed-type add straight to uint8)
+    out = cv2.add(flat.reshape(-1, 1), offset.reshape(-1, 1), dtype=cv2.CV_8U)
     return out.reshape(images.shape)
 
 

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import cv2
 import numpy as np
 
-from robustlab.noise.natural._base import GUARD, corruptions
-from robustlab.noise.natural.levels import LEVELS, LevelTables, level_tables, sample_levels
+from robustlab.noise.natural._base import GUARD, corruptions, uniform_bits
+from robustlab.noise.natural.levels import (
+    LEVELS,
+    LevelTables,
+    OffsetTables,
+    level_tables,
+    offset_tables,
+    sample_levels,
+    sample_offsets,
+)
 from robustlab.noise.natural.tables import param_for
 
 #: Input grey levels k (column) and output levels j (row) as float64.
@@ -29,11 +38,24 @@ def gaussian_tables(sigma: float) -> LevelTables:
     return level_tables(ndtr((_J + 1 - _K) / (255 * sigma)))
 
 
+@lru_cache(maxsize=64)
+def gaussian_offsets(sigma: float) -> OffsetTables:
+    """The same laws as offsets: out = clip(k + d, 0, 255), d = floor(255 sigma z).
+
+    k + 255 sigma z < j + 1 iff floor(255 sigma z) <= j - k (k, j integers), so P(d <= m) is
+    :func:`gaussian_tables`' CDF at j - k = m, computed from the same float expression.
+    """
+    from scipy.special import ndtr
+
+    m = np.arange(-LEVELS, LEVELS, dtype=np.float64)
+    return offset_tables(ndtr((m + 1) / (255 * sigma)))
+
+
 @corruptions.register("gaussian_noise")
 def gaussian_noise(images: np.ndarray, severity: int, rng: np.random.Generator) -> np.ndarray:
     """Additive Gaussian noise: x + N(0, sigma^2), x and sigma in [0, 1] intensity units."""
     sigma = param_for("gaussian_noise", images, severity)
-    return sample_levels(images, gaussian_tables(float(sigma)), rng)
+    return sample_offsets(images, gaussian_offsets(float(sigma)), rng)
 
 
 @lru_cache(maxsize=64)
@@ -99,9 +121,14 @@ def salt_and_pepper(images: np.ndarray, amount: float, rng: np.random.Generator)
     tables' thresholds (a/2 and 1 - a/2 of 2^32, rounded up), so the law is the tables' one."""
     thresholds = impulse_tables(amount).thresholds
     pepper, salt = np.uint32(thresholds[1, 0]), thresholds[1, 1]  # level 1: 0, 1, 255
-    r = rng.integers(0, 1 << 32, size=images.shape, dtype=np.uint32)
-    out = images.copy()
-    np.putmask(out, r < pepper, 0)
-    if salt < 1 << 32:
-        np.putmask(out, r >= np.uint32(salt), 255)
-    return out
+    r = uniform_bits(rng, images.shape, np.uint32)
+    if images.size == 0:
+        return images.copy()
+    # OpenCV on r as int32 (r - 2^32 from 2^31; t_0 <= 2^31 <= t_1): a 255 mask where
+    # 0 <= r < t_0 (pepper) and where t_1 - 2^32 <= r - 2^32 < 0 (salt), then
+    # max(x - pepper, salt) with uint8 saturation
+    rows = r.view(np.int32).reshape(-1, images.shape[-1])
+    is_pepper = cv2.inRange(rows, 0, int(pepper) - 1)
+    is_salt = cv2.inRange(rows, int(salt) - (1 << 32), -1)
+    out = cv2.subtract(images.reshape(rows.shape), is_pepper)
+    return cv2.max(out, is_salt, dst=out).reshape(images.shape)

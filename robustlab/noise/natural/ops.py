@@ -351,6 +351,11 @@ def _motion_group(x: np.ndarray, offsets: np.ndarray, taps: np.ndarray) -> np.nd
     out = torch.zeros(x.shape, dtype=padded.dtype)
     # per image and tap: (valid, y0, x0), the top-left corner of its window in the padded image
     corners = np.stack([valid, offsets[..., 0] + pad, offsets[..., 1] + pad], axis=-1).tolist()
+    if n == 1:  # one image (large images): its taps in order, without grouping
+        for (ok, y0, x0), weight in zip(corners[0], taps.tolist(), strict=True):
+            if ok:
+                out.add_(padded[:, y0 : y0 + h, x0 : x0 + w], alpha=weight)
+        return out.numpy()
     for i, weight in enumerate(taps.tolist()):
         a = 0  # runs of images with the same window: one strided add each
         for (ok, y0, x0), run in itertools.groupby(tuple(image[i]) for image in corners):
