@@ -59,6 +59,8 @@ SWITCH_VAR = "ROBUSTLAB_WARM_START"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MESSAGE_BYTES = 1 << 20
 STREAMS = (0, 1, 2)
+#: Signals that ``stages.launch`` forwards to its job.
+FORWARDED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
 STAGES_DIR = Path(__file__).resolve().parent
 NOT_STAGES = {"common", "launch", "server"}
 
@@ -183,11 +185,16 @@ def _send(conn: socket.socket, message: dict) -> None:
         conn.send(json.dumps(message).encode())
 
 
-def _child(request: dict, fds: list[int], conn: socket.socket) -> int:
-    """In the forked child: become the job, run the stage, return its exit status."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+def _child(request: dict, fds: list[int], conn: socket.socket, mask: set) -> int:
+    """In the forked child: become the job, run the stage, return its exit status.
+
+    The forwarded signals are blocked until the interpreter's default handlers are back
+    (``mask``: the signal mask before the fork); one that came meanwhile is delivered then.
+    """
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     for target, fd in zip(request["streams"], fds, strict=True):
         os.dup2(fd, target)
         os.close(fd)
@@ -273,6 +280,8 @@ class Server:
                 os.close(fd)
             conn.close()
             return
+        # a signal the launcher forwards at once must not reach the server's handlers in the child
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         pid = os.fork()
         if pid == 0:  # the job
             code = 1
@@ -282,10 +291,11 @@ class Server:
                 for fd, job in self.jobs.items():
                     os.close(fd)
                     job.conn.close()
-                code = _child(request, fds, conn)
+                code = _child(request, fds, conn, mask)
             finally:
                 _flush()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for fd in fds:
             os.close(fd)
         pidfd = os.pidfd_open(pid)

@@ -151,6 +151,28 @@ def test_a_signal_to_the_launcher_reaches_the_job_and_ends_both(warm, tmp_path):
     launcher.stderr.close()
 
 
+@pytest.mark.parametrize("delay", [0.0, 0.05, 0.1, 0.15, 0.2, 0.3])
+def test_a_signal_at_any_moment_of_the_start_ends_launcher_and_job(warm, tmp_path, delay):
+    """SIGTERM while the launcher connects, while the server forks, while the child sets up."""
+    before = _children(warm["proc"].pid)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "stages.launch", "headline", "--metrics", "m", "--out", "o"]
+        + ["x" * 50_000] * 3,
+        cwd=tmp_path,
+        env=warm["env"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(delay)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=30) == -signal.SIGTERM
+    launcher.stderr.close()
+    deadline = time.monotonic() + 20
+    while _children(warm["proc"].pid) - before:
+        assert time.monotonic() < deadline, "a job outlived its launcher"
+        time.sleep(0.05)
+
+
 def test_stopping_the_server_stops_its_jobs_and_removes_its_socket(tmp_path):
     proc = server.start(1, cwd=REPO)
     assert proc is not None
