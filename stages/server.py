@@ -18,9 +18,10 @@ Guarantees:
   BLAS and OpenMP thread counts, read once at import, are the run's ``threads_per_job``.
 - Killing the job's ``stages.launch`` process kills its child (SIGTERM, SIGINT, SIGHUP and
   SIGQUIT are forwarded; after a SIGKILL the child sees its connection close and kills itself).
-- The server ends with its run: stopped by the ``onsuccess``/``onerror`` hooks, on its parent's
-  death (``PR_SET_PDEATHSIG``, and a check of the parent every few seconds), and with SIGTERM;
-  it then stops its running children.
+- The server ends with its run: stopped by the ``onsuccess``/``onerror`` hooks, within a second
+  of its parent's death (it checks its parent every second; Linux's parent-death signal would
+  fire when the *thread* that started it ends), and with SIGTERM; it then stops its running
+  children.
 - Only the user who started it can connect: the socket's folder is private and each connection's
   peer user is checked.
 - Without a server (``ROBUSTLAB_WARM_START=0``, SLURM jobs, a dry run) ``stages.launch``
@@ -164,16 +165,6 @@ def preload() -> None:
             importlib.import_module(f"stages.{name}")
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux for SIGTERM when the parent ends (PR_SET_PDEATHSIG); best effort."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:
-        raise SystemExit(0)
-
 
 def _peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -257,7 +248,7 @@ class Server:
     def serve(self) -> None:
         """Serve until the parent ends (or SIGTERM ends the server)."""
         while os.getppid() == self.parent:
-            for key, _ in self.selector.select(timeout=2.0):
+            for key, _ in self.selector.select(timeout=1.0):
                 if key.fileobj is self.listener:
                     self._accept()
                 else:
@@ -337,7 +328,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--socket", type=Path, required=True, help="path of the socket to create")
     parser.add_argument("--parent", type=int, required=True, help="end when this process ends")
     args = parser.parse_args(argv)
-    _die_with_parent(args.parent)
+    if os.getppid() != args.parent:  # the parent ended already
+        return
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     server = Server(args.socket, args.parent)  # listening: early jobs queue while it imports
     try:

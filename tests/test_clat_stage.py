@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +16,10 @@ from safetensors.torch import load_file
 from robustlab.data.images import ImageSet, write_images
 from robustlab.models.store import load_model
 from stages.clat import init_weights_path
+from tests import background
 from tests.stage_cli import stage_command, stage_env
 
+REPO = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG = {"epochs": 2, "batch_size": 20, "lr": 0.05, "val_pgd_steps": 2, "amp": "none"}
 CLAT_CONFIG = {
     "epochs": 2,
@@ -53,9 +56,10 @@ def _run(module, *args, cwd):
     return done
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, repo_root):
-    tmp = tmp_path_factory.mktemp("clat_stage")
+@background.build("clat_stage_runs")
+def _clat_stage_runs(tmp: Path) -> dict:
+    """PGD-AT with a snapshot after epoch 1 of 2, then CLAT from it, by the stages' commands."""
+    repo_root = REPO
     table = tmp / "train.parquet"
     _table(table)
     base = tmp / "models" / "toy" / "small_cnn" / "pgd_at"
@@ -102,8 +106,13 @@ def runs(tmp_path_factory, repo_root):
     return {"base": base, "out": out, "crit": crit, "common": common, "table": table, "tmp": tmp}
 
 
-def test_train_writes_the_snapshot_and_removes_its_checkpoint(runs):
-    base = runs["base"]
+@pytest.fixture(scope="module")
+def clat_stage_runs() -> dict:
+    return background.result("clat_stage_runs")
+
+
+def test_train_writes_the_snapshot_and_removes_its_checkpoint(clat_stage_runs):
+    base = clat_stage_runs["base"]
     assert sorted(p.name for p in base.iterdir()) == [
         "card.json",
         "history.parquet",
@@ -120,9 +129,9 @@ def test_train_writes_the_snapshot_and_removes_its_checkpoint(runs):
     assert any(not torch.equal(snap[k], final[k]) for k in snap)
 
 
-def test_clat_history_continues_the_pretraining_history(runs):
-    before = pd.read_parquet(runs["base"] / "history.parquet")
-    history = pd.read_parquet(runs["out"] / "history.parquet")
+def test_clat_history_continues_the_pretraining_history(clat_stage_runs):
+    before = pd.read_parquet(clat_stage_runs["base"] / "history.parquet")
+    history = pd.read_parquet(clat_stage_runs["out"] / "history.parquet")
     assert history["epoch"].tolist() == [1, 2, 3]
     shared = [c for c in before.columns if c != "seconds"]
     pd.testing.assert_frame_equal(history.loc[:0, shared], before.loc[:0, shared])
@@ -131,8 +140,8 @@ def test_clat_history_continues_the_pretraining_history(runs):
     assert history["trainable_params"].iloc[0] > history["trainable_params"].iloc[-1]
 
 
-def test_clat_card_weights_and_criticality_table(runs):
-    out = runs["out"]
+def test_clat_card_weights_and_criticality_table(clat_stage_runs):
+    out = clat_stage_runs["out"]
     assert not (out / "checkpoint.safetensors").exists()
     card = json.loads((out / "card.json").read_text())
     assert card["technique"] == "pgd_at+clat" and card["pretrain_epoch"] == 1
@@ -144,7 +153,7 @@ def test_clat_card_weights_and_criticality_table(runs):
     assert card["trainable_params"] == sizes[card["selected_layers"][0]]
     assert card["trainable_params"] < card["params"]
     load_model(out / "model.safetensors")  # loadable with its own card
-    table = pd.read_parquet(runs["crit"])
+    table = pd.read_parquet(clat_stage_runs["crit"])
     assert list(table.columns) == [
         "epoch",
         "layer_index",
@@ -153,7 +162,7 @@ def test_clat_card_weights_and_criticality_table(runs):
         "criticality",
         "selected",
     ]
-    schema = pq.read_schema(runs["crit"])
+    schema = pq.read_schema(clat_stage_runs["crit"])
     assert [str(t) for t in schema.types] == [
         "int64",
         "int64",
@@ -166,8 +175,8 @@ def test_clat_card_weights_and_criticality_table(runs):
     assert table.groupby("epoch")["selected"].sum().tolist() == [1, 1]
 
 
-def test_clat_starts_from_the_snapshot_or_the_final_weights(runs):
-    base = runs["base"]
+def test_clat_starts_from_the_snapshot_or_the_final_weights(clat_stage_runs):
+    base = clat_stage_runs["base"]
     snapshot = base / "pretrain_snapshot.safetensors"
     assert init_weights_path(base, 1, 2, [1]) == snapshot
     assert init_weights_path(base, 2, 2, [1]) == base / "model.safetensors"
@@ -189,7 +198,7 @@ class _Killed(Exception):
 
 
 def test_a_training_killed_after_its_snapshot_epoch_still_writes_the_snapshot(
-    runs, tmp_path, monkeypatch
+    clat_stage_runs, tmp_path, monkeypatch
 ):
     # the fixture's pgd_at training (snapshot after epoch 1 of 2), killed right after the
     # checkpoint of epoch 1, its outputs deleted as Snakemake does, then rerun: it resumes at
@@ -198,7 +207,7 @@ def test_a_training_killed_after_its_snapshot_epoch_still_writes_the_snapshot(
     from robustlab.training import loop
 
     out = tmp_path / "pgd_at"
-    argv = [*map(str, runs["common"]), "--out-dir", str(out), "--no-progress"]
+    argv = [*map(str, clat_stage_runs["common"]), "--out-dir", str(out), "--no-progress"]
     argv += ["--arch-config", json.dumps({"width": 4, "hidden": 8}), "--technique", "pgd_at"]
     argv += ["--technique-config", json.dumps({"eps": 0.1, "steps": 2})]
     argv += ["--train-config", json.dumps(TRAIN_CONFIG), "--snapshot-epoch", "1"]
@@ -223,6 +232,6 @@ def test_a_training_killed_after_its_snapshot_epoch_still_writes_the_snapshot(
         "pretrain_snapshot.safetensors",
     ]
     for name in ("pretrain_snapshot.safetensors", "model.safetensors"):
-        got, expected = load_file(str(out / name)), load_file(str(runs["base"] / name))
+        got, expected = load_file(str(out / name)), load_file(str(clat_stage_runs["base"] / name))
         assert got.keys() == expected.keys()
         assert all(torch.equal(got[k], expected[k]) for k in got), name

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,8 +22,9 @@ from robustlab.report.clat_study import (
 )
 from robustlab.report.data import ReportData
 from robustlab.variants import Variant, arm_name, variant_from_card
+from tests import background
 from tests.pipeline_helpers import copy_repo, run
-from tests.test_clat_stage import CLAT_CONFIG, TRAIN_CONFIG, _run, runs  # noqa: F401 (fixture)
+from tests.test_clat_stage import CLAT_CONFIG, REPO, TRAIN_CONFIG, _run
 
 D, A = "fashion_mnist", "wrn_10_2"
 SEEDS = (0, 1, 2)
@@ -187,22 +189,34 @@ def test_the_study_preset_dry_run_plans_its_jobs(tmp_path):
     assert re.search(r"--technique pgd_at --variant pgd_at_s1 .* --seed 1 ", out)
 
 
-def test_variant_cards_record_technique_variant_seed_and_pretrained_run(runs, repo_root):  # noqa: F811
-    """stages.train/stages.clat with --variant; without it (the fixture's runs) the cards hold
-    no variant keys, as before variants."""
-    tmp, common = runs["tmp"], list(runs["common"])
+@background.build("clat_variant_runs", after=["clat_stage_runs"])
+def _clat_variant_runs(folder: Path, clat_stage_runs: dict) -> dict:
+    """stages.train and stages.clat with --variant and seed 1, next to the fixture's runs."""
+    tmp, common = clat_stage_runs["tmp"], list(clat_stage_runs["common"])
     common[common.index("--seed") + 1] = 1
     base = tmp / "models" / "toy" / "small_cnn" / "pgd_at_s1"
     _run("train", *common, "--arch-config", json.dumps({"width": 4, "hidden": 8}),
          "--technique", "pgd_at", "--variant", "pgd_at_s1",
          "--technique-config", json.dumps({"eps": 0.1, "steps": 2}),
          "--train-config", json.dumps(TRAIN_CONFIG), "--snapshot-epoch", 1, "--out-dir", base,
-         cwd=repo_root)  # fmt: skip
+         cwd=REPO)  # fmt: skip
     out = tmp / "models" / "toy" / "small_cnn" / "clat_s1"
     _run("clat", *common, "--init-dir", base, "--init-epoch", 1, "--pretrain-technique",
          "pgd_at", "--variant", "clat_s1", "--clat-config", json.dumps(CLAT_CONFIG),
          "--train-config", json.dumps(TRAIN_CONFIG), "--out-dir", out,
-         "--criticality-out", tmp / "results" / "clat_s1.parquet", cwd=repo_root)  # fmt: skip
+         "--criticality-out", tmp / "results" / "clat_s1.parquet", cwd=REPO)  # fmt: skip
+    return {"base": base, "out": out, "plain": (clat_stage_runs["base"], clat_stage_runs["out"])}
+
+
+@pytest.fixture(scope="module")
+def clat_variant_runs() -> dict:
+    return background.result("clat_variant_runs")
+
+
+def test_variant_cards_record_technique_variant_seed_and_pretrained_run(clat_variant_runs):
+    """stages.train/stages.clat with --variant; without it (the fixture's runs) the cards hold
+    no variant keys, as before variants."""
+    base, out = clat_variant_runs["base"], clat_variant_runs["out"]
     trained = json.loads((base / "card.json").read_text())
     assert (trained["technique"], trained["variant"], trained["seed"]) == ("pgd_at", "pgd_at_s1", 1)
     card = json.loads((out / "card.json").read_text())
@@ -210,5 +224,5 @@ def test_variant_cards_record_technique_variant_seed_and_pretrained_run(runs, re
         "pgd_at+clat", "clat_s1", "pgd_at_s1", 1
     )  # fmt: skip
     assert variant_from_card("clat_s1", card).arm == "clat"
-    for plain in (runs["base"], runs["out"]):
+    for plain in clat_variant_runs["plain"]:
         assert not {"variant", "pretrained"} & set(json.loads((plain / "card.json").read_text()))

@@ -26,6 +26,7 @@ from robustlab.report.format import format_count, format_interval, format_percen
 from robustlab.report.html import render_report
 from robustlab.report.panels import rows_per_dataset
 from robustlab.report.plan import ALL_FIGURES, figure_names, scaling_series, sweep_archs
+from tests import background
 from tests.pipeline_helpers import copy_repo, run
 from tests.stage_cli import stage_command, stage_env
 from tests.test_report_fixtures import (
@@ -57,13 +58,21 @@ def _data(tree: Tree) -> ReportData:
     return stages.common.read_inputs(args, [test])
 
 
-@pytest.fixture(scope="module")
-def full(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tree, str]:
-    """The complete tree, its figures and its page drawn by the stages in this process."""
-    tree = write_tree(tmp_path_factory.mktemp("full"))
-    stages.figures.main([*tree.input_args(), "--out-dir", str(tree.root / "figures")])
-    stages.report.main([*tree.report_args(), "--out", str(tree.root / "index.html")])
+@background.build("report_full_tree")
+def _full_tree(folder: Path) -> tuple[Tree, str]:
+    """The complete tree, its figures and its page drawn by the stages' commands."""
+    tree = write_tree(folder)
+    for done in (
+        _stage("stages.figures", *tree.input_args(), "--out-dir", str(tree.root / "figures")),
+        _stage("stages.report", *tree.report_args(), "--out", str(tree.root / "index.html")),
+    ):
+        assert done.returncode == 0, done.stderr
     return tree, (tree.root / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def report_full_tree() -> tuple[Tree, str]:
+    return background.result("report_full_tree")
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +145,10 @@ def test_sweep_and_scaling_series_rules() -> None:
     assert "robust_scaling" not in alone
 
 
-def test_plan_of_the_config_equals_what_the_tables_support(full: tuple[Tree, str]) -> None:
-    tree, _ = full
+def test_plan_of_the_config_equals_what_the_tables_support(
+    report_full_tree: tuple[Tree, str],
+) -> None:
+    tree, _ = report_full_tree
     from_config = figure_names(
         tree.archs, tree.techniques, transfer=True, corruptions=True, perturbations=True
     )
@@ -298,8 +309,10 @@ def table(page: str, table_id: str) -> Cells:
     return parser
 
 
-def test_every_leaderboard_number_equals_the_metrics_table(full: tuple[Tree, str]) -> None:
-    tree, page = full
+def test_every_leaderboard_number_equals_the_metrics_table(
+    report_full_tree: tuple[Tree, str],
+) -> None:
+    tree, page = report_full_tree
     metrics = pd.read_parquet(tree.metrics)
     lookup = {
         (
@@ -344,8 +357,8 @@ def test_every_leaderboard_number_equals_the_metrics_table(full: tuple[Tree, str
     assert intervals == len(tree.runs) * 14
 
 
-def test_leaderboard_shows_hand_computed_intervals(full: tuple[Tree, str]) -> None:
-    tree, page = full
+def test_leaderboard_shows_hand_computed_intervals(report_full_tree: tuple[Tree, str]) -> None:
+    tree, page = report_full_tree
     board = table(page, "leaderboard-table")
     rows = {a["data-run"]: dict(zip(board.header, c, strict=True)) for a, c in board.rows}
     run = ("fashion_mnist", "wrn_10_2", "standard")
@@ -361,8 +374,8 @@ def test_leaderboard_shows_hand_computed_intervals(full: tuple[Tree, str]) -> No
     assert text == f"{100 * k / N:.2f}" and cell["data-n"] == str(N)
 
 
-def test_wcar_coverage_states_attacks_and_n_per_level(full: tuple[Tree, str]) -> None:
-    tree, page = full
+def test_wcar_coverage_states_attacks_and_n_per_level(report_full_tree: tuple[Tree, str]) -> None:
+    tree, page = report_full_tree
     cover = table(page, "wcar-coverage")
     rows = [[t for _, t in cells] for _, cells in cover.rows]
     # the fixture runs AutoAttack at the largest eps only: the smaller levels lack it
@@ -382,8 +395,8 @@ def test_wcar_coverage_states_attacks_and_n_per_level(full: tuple[Tree, str]) ->
     assert all("autoattack not run at this eps" in c["title"] for c in partial)
 
 
-def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
-    tree, page = full
+def test_leaderboard_hand_computed_values(report_full_tree: tuple[Tree, str]) -> None:
+    tree, page = report_full_tree
     board = table(page, "leaderboard-table")
     header = board.header
     rows = {tuple(a["data-run"].split("/"))[1:]: [t for _, t in c] for a, c in board.rows}
@@ -405,8 +418,10 @@ def test_leaderboard_hand_computed_values(full: tuple[Tree, str]) -> None:
     assert rows[("vit_tiny", "pgd_at+clat")][3] == "Transformer"
 
 
-def test_failed_sanity_checks_mark_the_numbers_they_guard(full: tuple[Tree, str]) -> None:
-    tree, page = full
+def test_failed_sanity_checks_mark_the_numbers_they_guard(
+    report_full_tree: tuple[Tree, str],
+) -> None:
+    tree, page = report_full_tree
     board = table(page, "leaderboard-table")
     header = board.header
     by_run = {a["data-run"]: cells for a, cells in board.rows}
@@ -444,8 +459,8 @@ def test_sanity_guard_mapping() -> None:
     assert report_sanity.guarded("new_check", "no attack named", attacks) == {"*"}
 
 
-def test_block_ablation_table(full: tuple[Tree, str]) -> None:
-    _, page = full
+def test_block_ablation_table(report_full_tree: tuple[Tree, str]) -> None:
+    _, page = report_full_tree
     ablation = table(page, "block-ablation")
     rows = [[t for _, t in cells] for _, cells in ablation.rows]
     header = ablation.header
@@ -468,8 +483,8 @@ def test_block_ablation_table(full: tuple[Tree, str]) -> None:
     }
 
 
-def test_clat_tables(full: tuple[Tree, str]) -> None:
-    _, page = full
+def test_clat_tables(report_full_tree: tuple[Tree, str]) -> None:
+    _, page = report_full_tree
     crit = table(page, "clat-criticality")
     rows = {cells[0][1]: cells[1] for _, cells in crit.rows}
     # criticality = weakness ratios of the fixture: layer 4 (10), 6 (6), 2 (3), 3 (0.67), 5
@@ -481,8 +496,8 @@ def test_clat_tables(full: tuple[Tree, str]) -> None:
     assert "λ 0.1" in row[6] and "pretrained 2 epochs" in row[6]
 
 
-def test_provenance_footer(full: tuple[Tree, str]) -> None:
-    tree, page = full
+def test_provenance_footer(report_full_tree: tuple[Tree, str]) -> None:
+    tree, page = report_full_tree
     footer = page[page.index('<footer id="provenance">') :]
     for text in (
         CHECKSUM,
@@ -501,8 +516,10 @@ def test_provenance_footer(full: tuple[Tree, str]) -> None:
     assert f'data-sort="{N}">{N}</td>' in footer  # test images; attacks ran on N points
 
 
-def test_page_is_self_contained_escaped_and_deterministic(full: tuple[Tree, str]) -> None:
-    tree, page = full
+def test_page_is_self_contained_escaped_and_deterministic(
+    report_full_tree: tuple[Tree, str],
+) -> None:
+    tree, page = report_full_tree
     assert "http://" not in page and "https://" not in page and "<link" not in page
     sources = re.findall(r'<img src="([^"]*)"', page)
     assert len(sources) == len(ALL_FIGURES)
@@ -548,8 +565,8 @@ def test_absent_sections_say_how_to_enable_them(minimal: tuple[Tree, str]) -> No
     assert "All 3 checks passed." in page
 
 
-def test_stage_errors_name_the_file(full: tuple[Tree, str], tmp_path: Path) -> None:
-    tree, _ = full
+def test_stage_errors_name_the_file(report_full_tree: tuple[Tree, str], tmp_path: Path) -> None:
+    tree, _ = report_full_tree
     missing = _stage(
         "stages.report",
         *tree.report_args(),

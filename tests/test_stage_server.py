@@ -218,3 +218,23 @@ def test_a_warm_training_job_writes_the_same_model_as_a_cold_one(warm, tmp_path)
     ).read_bytes()
     histories = [pd.read_parquet(tmp_path / f"{n}/history.parquet") for n in ("warm", "cold")]
     pd.testing.assert_frame_equal(*(h.drop(columns="seconds") for h in histories))
+
+
+def test_the_server_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    code = (
+        "import sys, time; from pathlib import Path; from stages import server; "
+        f"proc, _ = server.spawn(1, cwd=Path({str(REPO)!r})); print(proc.pid, flush=True); "
+        "time.sleep(600)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    server_pid = int(parent.stdout.readline())
+    assert not _gone(server_pid, timeout=0.5)
+    parent.kill()  # SIGKILL: no clean-up code runs in the parent
+    parent.wait(timeout=30)
+    assert _gone(server_pid, timeout=20)
