@@ -43,15 +43,13 @@ def dvc_run(smoke_reference) -> dict[str, Path]:
 @background.build("snakemake_run")
 def _snakemake_run(folder: Path) -> Path:
     repo = make_repo(folder / "repo", tiny_config(), git=False)
-    # every job its own process: the reference's jobs were forked from a warm stage server
-    run(["env", "ROBUSTLAB_WARM_START=0", "snakemake", "--cores", "2"], repo)
+    run(["snakemake", "--cores", "2"], repo)
     return repo
 
 
 @pytest.fixture(scope="module")
 def snakemake_run() -> Path:
-    """An independent run of the TINY grid through Snakemake alone (no DVC, no output cache,
-    no warm start)."""
+    """An independent run of the TINY grid through Snakemake alone (no DVC, no output cache)."""
     return background.result("snakemake_run")
 
 
@@ -192,8 +190,7 @@ def _tables(repo: Path) -> dict[str, pd.DataFrame]:
 
 
 def test_identical_params_give_identical_tables(tiny_reference, snakemake_run):
-    # two independent computations of the TINY grid: `dvc repro` with warm-started jobs and
-    # `snakemake` alone with cold ones
+    # two independent computations of the TINY grid: `dvc repro` and `snakemake` alone
     dvc_repo = tiny_reference.repo
     a, b = _tables(dvc_repo), _tables(snakemake_run)
     assert set(a) == set(b) and len(a) > 20
