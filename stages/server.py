@@ -165,7 +165,6 @@ def preload() -> None:
             importlib.import_module(f"stages.{name}")
 
 
-
 def _peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     return struct.unpack("3i", creds)[1]
@@ -191,9 +190,8 @@ def _child(request: dict, fds: list[int], conn: socket.socket, mask: set) -> int
         os.close(fd)
     os.chdir(request["cwd"])
     os.umask(request["umask"])
-    with contextlib.suppress(OSError):  # only ever lower the priority, as an unprivileged user can
-        if request["nice"] > os.getpriority(os.PRIO_PROCESS, 0):
-            os.setpriority(os.PRIO_PROCESS, 0, request["nice"])
+    with contextlib.suppress(OSError):  # the launcher's niceness (raising it needs privileges)
+        os.setpriority(os.PRIO_PROCESS, 0, request["nice"])
     os.environ.clear()
     os.environ.update(request["env"])
     sys.argv = [str(STAGES_DIR / f"{request['stage']}.py"), *request["args"]]

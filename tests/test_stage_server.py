@@ -113,13 +113,14 @@ def test_without_a_server_the_launcher_runs_the_stage_itself(tmp_path):
     assert launched.returncode == 0 and launched.stdout == _direct(["headline", "--help"]).stdout
 
 
-def _blocked_job(warm: dict, tmp_path: Path) -> tuple[subprocess.Popen, int]:
+def _blocked_job(warm: dict, tmp_path: Path, nice: int = 0) -> tuple[subprocess.Popen, int]:
     """A launched job that waits: its 150 kB error message fills a pipe nobody reads.
 
     Returns the launcher and the job's pid (a child of the server)."""
     before = _children(warm["proc"].pid)
     launcher = subprocess.Popen(
-        [sys.executable, "-m", "stages.launch", "headline", "--metrics", "m", "--out", "o"]
+        ["nice", "-n", str(nice), sys.executable, "-m", "stages.launch", "headline"]
+        + ["--metrics", "m", "--out", "o"]
         + ["x" * 50_000] * 3,
         cwd=tmp_path,
         env=warm["env"],
@@ -141,6 +142,20 @@ def test_killing_the_launcher_kills_the_job(warm, tmp_path):
     launcher.wait(timeout=30)
     assert _gone(child)
     launcher.stderr.close()
+
+
+def test_a_job_runs_at_its_launchers_niceness(warm, tmp_path):
+    launcher, child = _blocked_job(warm, tmp_path, nice=7)
+    deadline, nice = time.monotonic() + 10, None
+    while nice != 7 and time.monotonic() < deadline:  # the child sets it as it starts
+        fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        nice = int(fields[16])  # field 19 of /proc/PID/stat
+        time.sleep(0.02)
+    assert nice == 7
+    launcher.kill()
+    launcher.wait(timeout=30)
+    launcher.stderr.close()
+    assert _gone(child)
 
 
 def test_a_signal_to_the_launcher_reaches_the_job_and_ends_both(warm, tmp_path):
