@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -253,3 +254,30 @@ def test_the_server_ends_when_the_process_that_started_it_is_killed(tmp_path):
     parent.kill()  # SIGKILL: no clean-up code runs in the parent
     parent.wait(timeout=30)
     assert _gone(server_pid, timeout=20)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="lowering a niceness needs root")
+def test_a_job_of_a_niced_server_runs_at_its_launchers_lower_niceness(tmp_path):
+    started: list = []
+
+    def spawn_niced() -> None:  # Linux sets niceness per thread; the server inherits this one's
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        started.append(server.spawn(1, cwd=REPO))
+
+    thread = threading.Thread(target=spawn_niced)
+    thread.start()
+    thread.join()
+    proc, address = started[0]
+    environ = {**os.environ, "PYTHONPATH": str(REPO), server.ADDRESS_VAR: str(address)}
+    try:
+        launcher, child = _blocked_job({"proc": proc, "env": environ}, tmp_path, nice=0)
+        deadline, nice = time.monotonic() + 10, None
+        while nice != 0 and time.monotonic() < deadline:
+            nice = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[16])
+            time.sleep(0.02)
+        assert os.getpriority(os.PRIO_PROCESS, proc.pid) == 10 and nice == 0
+        launcher.kill()
+        launcher.wait(timeout=30)
+        launcher.stderr.close()
+    finally:
+        server.terminate(proc)
