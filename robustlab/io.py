@@ -38,6 +38,36 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             tmp.unlink()
 
 
+def write_safetensors(
+    tensors: dict[str, Any], path: str | os.PathLike[str], metadata: dict[str, str] | None = None
+) -> None:
+    """Write torch tensors and string metadata to a safetensors file atomically; equal input
+    gives equal bytes.
+
+    safetensors serialises the metadata from a hash map, whose key order changes from call to
+    call; the header is written again with the metadata keys sorted (the same characters, so
+    the same length and data offsets).
+    """
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(sorted_safetensors_header(data))
+
+
+def sorted_safetensors_header(data: bytes) -> bytes:
+    """safetensors bytes with the header's ``__metadata__`` keys in sorted order."""
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    if "__metadata__" not in header:
+        return data
+    header["__metadata__"] = dict(sorted(header["__metadata__"].items()))
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > size:  # not the compact form expected: keep the library's bytes
+        return data
+    return data[:8] + text + b" " * (size - len(text)) + data[8 + size :]
+
+
 def write_table(table: pa.Table, path: str | os.PathLike[str]) -> None:
     """Write an Arrow table to Parquet atomically."""
     with atomic_path(path) as tmp:

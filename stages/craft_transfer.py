@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
 from robustlab.data.images import read_images
 from robustlab.evaluation import attack_examples, predict
-from robustlab.io import atomic_path
+from robustlab.io import write_safetensors
 from robustlab.noise.adversarial import build_attack
 from stages.common import (
     derived_seed,
@@ -109,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
         "technique": str(card.get("technique", "")),
         "crafts": json.dumps(crafts, sort_keys=True),
     }
-    with atomic_path(args.out) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_safetensors(tensors, args.out, metadata)
 
 
 if __name__ == "__main__":

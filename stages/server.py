@@ -190,6 +190,8 @@ def _child(request: dict, fds: list[int], conn: socket.socket, mask: set) -> int
         os.close(fd)
     os.chdir(request["cwd"])
     os.umask(request["umask"])
+    if "robustlab.io" in sys.modules:  # it reads the umask once, at import (in the server)
+        sys.modules["robustlab.io"]._UMASK = request["umask"]
     with contextlib.suppress(OSError):  # the launcher's niceness (raising it needs privileges)
         os.setpriority(os.PRIO_PROCESS, 0, request["nice"])
     os.environ.clear()

@@ -8,7 +8,13 @@ import stat
 import pandas as pd
 import pytest
 
-from robustlab.io import atomic_path, read_frame, write_frame
+from robustlab.io import (
+    atomic_path,
+    read_frame,
+    sorted_safetensors_header,
+    write_frame,
+    write_safetensors,
+)
 
 
 def test_failed_write_leaves_neither_target_nor_temporary(tmp_path):
@@ -43,3 +49,32 @@ def test_unreadable_table_is_named(tmp_path):
         read_frame(bad)
     with pytest.raises(FileNotFoundError, match="missing.parquet"):
         read_frame(tmp_path / "missing.parquet")
+
+
+def test_equal_tensors_and_metadata_give_equal_safetensors_bytes(tmp_path):
+    """safetensors orders metadata keys by a hash map, anew on every call; ours are sorted."""
+    import torch
+    from safetensors import safe_open
+
+    tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(4, dtype=torch.int64)}
+    metadata = {k: f'{{"v": "{k}"}}' for k in ("dataset", "arch", "technique", "crafts", "epoch")}
+    written = []
+    for i in range(8):
+        write_safetensors(tensors, tmp_path / f"{i}.safetensors", metadata)
+        written.append((tmp_path / f"{i}.safetensors").read_bytes())
+    assert all(w == written[0] for w in written)
+    with safe_open(str(tmp_path / "0.safetensors"), framework="pt") as handle:
+        assert handle.metadata() == metadata
+        assert torch.equal(handle.get_tensor("b"), tensors["b"])
+        assert torch.equal(handle.get_tensor("a"), tensors["a"])
+    size = int.from_bytes(written[0][:8], "little")
+    header = written[0][8 : 8 + size].decode().rstrip()
+    assert header.index('"arch"') < header.index('"crafts"') < header.index('"technique"')
+
+
+def test_a_header_without_metadata_is_left_as_it_is():
+    import torch
+    from safetensors.torch import save
+
+    data = save({"x": torch.zeros(3)})
+    assert sorted_safetensors_header(data) == data

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, safe_open
 from torch import nn
 
-from robustlab.io import atomic_path
+from robustlab.io import write_safetensors
 from robustlab.training.ema import EMA
 
 
@@ -63,8 +63,7 @@ def save_checkpoint(
         "optimizer": json.dumps(opt_meta),
         "state": json.dumps(state or {}),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+    write_safetensors(tensors, path, metadata)
 
 
 def checkpoint_state(path: str | os.PathLike[str]) -> dict[str, Any]:
