@@ -68,11 +68,11 @@ def warm_server() -> tuple[subprocess.Popen, dict[str, str], float]:
     from stages import server
 
     start = time.perf_counter()
-    proc = server.start(1, cwd=ROOT)
-    if proc is None:
+    started = server.spawn(1, cwd=ROOT)
+    if started is None:
         raise SystemExit("the stage server did not start")
-    env = dict(os.environ)
-    os.environ.pop(server.ADDRESS_VAR)
+    proc, address = started
+    env = {**os.environ, server.ADDRESS_VAR: str(address)}
     job_seconds("headline", 1, env)  # the first job waits for the server's imports
     return proc, env, time.perf_counter() - start
 
@@ -101,7 +101,7 @@ def main() -> None:
             cells = (rule, jobs, cold, warm, jobs * cold, jobs * warm)
             print("{:16s} {:5d} {:7.2f} {:7.3f} {:10.1f} {:10.1f}".format(*cells))
     finally:
-        server.stop(proc)
+        server.terminate(proc)
     jobs = sum(counts.values())
     cold, warm = totals["cold"], totals["warm"]
     print(f"{'all':16s} {jobs:5d} {cold / jobs:7.2f} {warm / jobs:7.3f} {cold:10.1f} {warm:10.1f}")

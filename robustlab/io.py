@@ -14,8 +14,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-_UMASK = os.umask(0)
+_UMASK = os.umask(0)  # at import; _umask() reads the current one where /proc has it
 os.umask(_UMASK)
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (os.umask would race with other threads):
+    Linux's /proc/self/status, else the value at import."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return _UMASK
 
 
 @contextlib.contextmanager
@@ -29,7 +39,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file ordinary permissions
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file ordinary permissions
     try:
         yield tmp
         os.replace(tmp, target)

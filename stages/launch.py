@@ -19,8 +19,12 @@ import signal
 import socket
 import sys
 
-ADDRESS_VAR = "ROBUSTLAB_STAGE_SERVER"  # the same name as stages.server.ADDRESS_VAR
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+#: Environment variable naming the run's server socket (set by stages.server.start).
+ADDRESS_VAR = "ROBUSTLAB_STAGE_SERVER"
+#: Signals passed on to the job.
+FORWARDED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
+#: The standard streams handed to the job.
+STREAMS = (0, 1, 2)
 USAGE = "usage: python -m stages.launch STAGE [ARGS...]  (STAGE: a module of stages/, e.g. train)"
 
 
@@ -39,7 +43,7 @@ def _connect() -> socket.socket | None:
 
 def _open_streams() -> list[int]:
     streams = []
-    for fd in (0, 1, 2):
+    for fd in STREAMS:
         try:
             os.fstat(fd)
         except OSError:

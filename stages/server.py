@@ -52,16 +52,13 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-#: Environment variable naming the server's socket; the jobs of a run inherit it.
-ADDRESS_VAR = "ROBUSTLAB_STAGE_SERVER"
+from stages.launch import ADDRESS_VAR, FORWARDED, STREAMS
+
 #: Set to 0 to run every job as its own ``python -m stages.NAME`` process.
 SWITCH_VAR = "ROBUSTLAB_WARM_START"
 #: The thread-count variables that BLAS and OpenMP read once, when they are loaded.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 MESSAGE_BYTES = 1 << 20
-STREAMS = (0, 1, 2)
-#: Signals that ``stages.launch`` forwards to its job.
-FORWARDED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
 STAGES_DIR = Path(__file__).resolve().parent
 NOT_STAGES = {"common", "launch", "server"}
 
@@ -190,8 +187,6 @@ def _child(request: dict, fds: list[int], conn: socket.socket, mask: set) -> int
         os.close(fd)
     os.chdir(request["cwd"])
     os.umask(request["umask"])
-    if "robustlab.io" in sys.modules:  # it reads the umask once, at import (in the server)
-        sys.modules["robustlab.io"]._UMASK = request["umask"]
     with contextlib.suppress(OSError):  # the launcher's niceness (raising it needs privileges)
         os.setpriority(os.PRIO_PROCESS, 0, request["nice"])
     os.environ.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -40,6 +41,17 @@ def test_written_files_have_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
+def test_files_follow_the_umask_of_the_moment_they_are_written(tmp_path):
+    """A process forked after the import (a warm-started job) may have another umask."""
+    previous = os.umask(0o077)
+    try:
+        write_frame(pd.DataFrame({"a": [1]}), tmp_path / "private.parquet")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "private.parquet").stat().st_mode) == 0o600
 
 
 def test_unreadable_table_is_named(tmp_path):
